@@ -1,0 +1,78 @@
+SET allow_system_table_mods = on;
+-- gpemu: give this database the Greenplum 6 catalog shape (see docs/emulation.md).
+-- Run once per database (template1 first, then postgres) as a superuser, on a
+-- server started with gpemu.family = gp6 and gpemu.so preloaded.  Plain SQL
+-- (no psql meta-commands): it can be sent as one simple-query batch.
+
+BEGIN;
+
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_sess_id(integer) RETURNS integer
+    LANGUAGE c STRICT AS 'gpemu', 'gpemu_sess_id';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_is_writer(integer) RETURNS boolean
+    LANGUAGE c STRICT AS 'gpemu', 'gpemu_is_writer';
+
+-- The exporter detects the family from version(); server_version_num stays 15xxxx.
+CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$SELECT 'PostgreSQL 9.4.26 (Greenplum Database 6.24.3 build commit:emulated) on x86_64-unknown-linux-gnu, compiled by gcc, 64-bit (emulated by gpemu on PostgreSQL 15)'::text$$;
+
+-- Greenplum 6.24.3 column set and order.  Inner joins as in GP6: backends
+-- without a database or role (background workers, walsenders, the autovacuum
+-- launcher) are not shown.
+DROP VIEW pg_catalog.pg_stat_activity;
+CREATE VIEW pg_catalog.pg_stat_activity AS
+    SELECT
+            S.datid AS datid,
+            D.datname AS datname,
+            S.pid,
+            COALESCE(pg_catalog.gpemu_sess_id(S.pid), -1) AS sess_id,
+            S.usesysid,
+            U.rolname AS usename,
+            S.application_name,
+            S.client_addr,
+            S.client_hostname,
+            S.client_port,
+            S.backend_start,
+            S.xact_start,
+            S.query_start,
+            S.state_change,
+            COALESCE(S.wait_event_type = 'Lock', false) AS waiting,
+            S.state,
+            S.backend_xid,
+            S.backend_xmin,
+            S.query,
+            CASE WHEN S.wait_event_type = 'Lock' THEN 'lock'::text END AS waiting_reason,
+            0::oid AS rsgid,
+            'unknown'::text AS rsgname,
+            NULL::interval AS rsgqueueduration
+    FROM pg_catalog.pg_database D, pg_catalog.pg_stat_get_activity(NULL) AS S, pg_catalog.pg_authid U
+    WHERE S.datid = D.oid AND
+            S.usesysid = U.oid;
+GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
+
+-- Greenplum 6 pg_locks: PostgreSQL 9.4 columns (no waitstart) plus the MPP ones.
+DROP VIEW pg_catalog.pg_locks;
+CREATE VIEW pg_catalog.pg_locks AS
+    SELECT
+            L.locktype,
+            L.database,
+            L.relation,
+            L.page,
+            L.tuple,
+            L.virtualxid,
+            L.transactionid,
+            L.classid,
+            L.objid,
+            L.objsubid,
+            L.virtualtransaction,
+            L.pid,
+            L.mode,
+            L.granted,
+            L.fastpath,
+            COALESCE(pg_catalog.gpemu_sess_id(L.pid), -1) AS mppsessionid,
+            COALESCE(pg_catalog.gpemu_is_writer(L.pid), false) AS mppiswriter,
+            pg_catalog.current_setting('gp_contentid')::integer AS gp_segment_id
+    FROM pg_catalog.pg_lock_status() AS L;
+GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
+
+COMMIT;
