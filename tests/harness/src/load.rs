@@ -1,0 +1,266 @@
+//! Load helpers: put real sessions, transactions and lock waits on an instance.
+
+use crate::cluster::{Cluster, Login, Mode};
+use crate::SCRATCH_TABLE;
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+/// Sessions a helper opened; dropping it closes them (their backends exit).
+#[derive(Default)]
+pub struct Held {
+    clients: Vec<Client>,
+    /// Tasks that own a client busy in a query (active or waiting).
+    busy: Vec<JoinHandle<()>>,
+    /// Server pids of every held session, in opening order.
+    pub pids: Vec<i32>,
+}
+
+impl Held {
+    /// Number of backends held.
+    pub fn len(&self) -> usize {
+        self.pids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty()
+    }
+
+    /// Takes over another helper's sessions.
+    pub fn absorb(&mut self, mut other: Held) {
+        self.clients.append(&mut other.clients);
+        self.busy.append(&mut other.busy);
+        self.pids.append(&mut other.pids);
+    }
+
+    async fn hold(&mut self, client: Client) -> Result<()> {
+        self.pids.push(backend_pid(&client).await?);
+        self.clients.push(client);
+        Ok(())
+    }
+
+    /// Keeps `client` running `sql` in the background until dropped.
+    async fn hold_busy(&mut self, client: Client, sql: String) -> Result<i32> {
+        let pid = backend_pid(&client).await?;
+        self.pids.push(pid);
+        self.busy.push(tokio::spawn(async move {
+            let _ = client.simple_query(&sql).await;
+            // Keep the session (and its state) until the helper is dropped.
+            std::future::pending::<()>().await;
+        }));
+        Ok(pid)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for task in &self.busy {
+            task.abort();
+        }
+    }
+}
+
+/// What an opened ordinary session is left doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    Idle,
+    IdleInTransaction,
+    /// Running a long `pg_sleep`.
+    Active,
+}
+
+async fn backend_pid(client: &Client) -> Result<i32> {
+    Ok(client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0))
+}
+
+/// How long helpers wait for the server to show what they caused.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Cluster {
+    /// Opens `k` utility-mode sessions as the ordinary role, left in `state`;
+    /// returns once the instance shows them in that state.
+    pub async fn open_sessions(&self, content: i16, k: usize, state: SessionState) -> Result<Held> {
+        let mut held = Held::default();
+        for _ in 0..k {
+            let client = self
+                .connect(content, Login::Ordinary, Mode::Utility)
+                .await?;
+            match state {
+                SessionState::Idle => held.hold(client).await?,
+                SessionState::IdleInTransaction => {
+                    client.batch_execute("BEGIN; SELECT 1").await?;
+                    held.hold(client).await?;
+                }
+                SessionState::Active => {
+                    held.hold_busy(client, "SELECT pg_sleep(3600)".into())
+                        .await?;
+                }
+            }
+        }
+        let wanted = match state {
+            SessionState::Idle => "idle",
+            SessionState::IdleInTransaction => "idle in transaction",
+            SessionState::Active => "active",
+        };
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) = {k} FROM pg_stat_activity WHERE state = '{wanted}' AND pid IN ({})",
+                pid_list(&held.pids)
+            ),
+        )
+        .await?;
+        Ok(held)
+    }
+
+    /// Plays one distributed session the way a coordinator dispatches it: a
+    /// backend on the coordinator and, on every primary, one writer QE left
+    /// `idle in transaction` plus `readers` cached reader QEs left `idle`, all
+    /// with this session id and the session's user.
+    pub async fn dispatch_session(
+        &self,
+        session_id: i32,
+        readers: usize,
+        login: Login,
+    ) -> Result<Held> {
+        let query = format!("SELECT count(*) FROM {SCRATCH_TABLE}");
+        let mut held = Held::default();
+        let qd = self
+            .connect(-1, login, Mode::Dispatcher { session_id })
+            .await?;
+        qd.batch_execute(&format!("BEGIN; {query}")).await?;
+        held.hold(qd).await?;
+        for seg in self.segments() {
+            let writer = Mode::Executor {
+                session_id,
+                writer: true,
+            };
+            let qe = self.connect(seg.content, login, writer).await?;
+            qe.batch_execute(&format!("BEGIN; {query}")).await?;
+            held.hold(qe).await?;
+            for _ in 0..readers {
+                let reader = Mode::Executor {
+                    session_id,
+                    writer: false,
+                };
+                let qe = self.connect(seg.content, login, reader).await?;
+                qe.batch_execute(&query).await?;
+                held.hold(qe).await?;
+            }
+        }
+        Ok(held)
+    }
+
+    /// `PREPARE TRANSACTION` `k` times on an instance as the ordinary role;
+    /// returns the global transaction ids. The transactions outlive the sessions.
+    pub async fn prepare_transactions(&self, content: i16, k: usize) -> Result<Vec<String>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut gids = Vec::with_capacity(k);
+        for _ in 0..k {
+            let gid = format!(
+                "gpemu-{}-{content}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let client = self
+                .connect(content, Login::Ordinary, Mode::Utility)
+                .await?;
+            client
+                .batch_execute(&format!(
+                    "BEGIN; INSERT INTO {SCRATCH_TABLE} VALUES (1); PREPARE TRANSACTION '{gid}'"
+                ))
+                .await
+                .with_context(|| format!("PREPARE TRANSACTION on content {content}"))?;
+            gids.push(gid);
+        }
+        Ok(gids)
+    }
+
+    /// Commits a prepared transaction (as the superuser).
+    pub async fn commit_prepared(&self, content: i16, gid: &str) -> Result<()> {
+        let client = self.admin(content).await?;
+        client
+            .batch_execute(&format!("COMMIT PREPARED '{gid}'"))
+            .await?;
+        Ok(())
+    }
+
+    /// Makes one session wait on another's lock: the holder takes `ACCESS
+    /// EXCLUSIVE` on the scratch table in an open transaction, the waiter reads
+    /// the table. Returns once the waiter shows an ungranted lock. `pids[0]` is
+    /// the holder, `pids[1]` the waiter.
+    pub async fn lock_wait(&self, content: i16) -> Result<Held> {
+        let mut held = Held::default();
+        let holder = self
+            .connect(content, Login::Ordinary, Mode::Utility)
+            .await?;
+        holder
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {SCRATCH_TABLE} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .await?;
+        held.hold(holder).await?;
+        let waiter = self
+            .connect(content, Login::Ordinary, Mode::Utility)
+            .await?;
+        let waiter_pid = held
+            .hold_busy(waiter, format!("SELECT count(*) FROM {SCRATCH_TABLE}"))
+            .await?;
+        self.wait_until(
+            content,
+            &format!("SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND pid = {waiter_pid}"),
+        )
+        .await?;
+        Ok(held)
+    }
+
+    /// Opens idle ordinary-role sessions until the instance refuses one with
+    /// SQLSTATE 53300, i.e. until `max_connections - superuser_reserved_connections`
+    /// slots are in use. Superusers can still connect afterwards.
+    pub async fn fill(&self, content: i16) -> Result<Held> {
+        let limit = self.instance(content).settings.max_connections as usize;
+        let mut held = Held::default();
+        loop {
+            match self.connect(content, Login::Ordinary, Mode::Utility).await {
+                Ok(client) => held.hold(client).await?,
+                Err(e) if e.code() == Some(&SqlState::TOO_MANY_CONNECTIONS) => return Ok(held),
+                Err(e) => return Err(e).context("filling a segment"),
+            }
+            if held.len() > limit {
+                bail!("content {content} accepted more than max_connections sessions");
+            }
+        }
+    }
+
+    /// Polls a boolean query on an instance (superuser, utility mode) until it is true.
+    pub async fn wait_until(&self, content: i16, sql: &str) -> Result<()> {
+        let client = self.admin(content).await?;
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let done: bool = client.query_one(sql, &[]).await?.get(0);
+            if done {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("content {content}: still false after {SETTLE_TIMEOUT:?}: {sql}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn pid_list(pids: &[i32]) -> String {
+    if pids.is_empty() {
+        return "NULL".into();
+    }
+    pids.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,531 @@
+//! Self-tests of the emulated cluster against the real servers: the emulation
+//! must reproduce what a DBA sees on Greenplum before the exporter relies on it.
+
+use anyhow::Result;
+use gpemu_harness::{is_alive, ClusterSpec, Family, InstanceSettings, Login, Mode, SessionState};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::{DbError, SqlState};
+
+/// Client backends as the family counts them on a segment.
+fn client_backends_sql(family: Family) -> &'static str {
+    match family {
+        // The GP6 view only lists sessions with a database and a role.
+        Family::Gp6 => "SELECT count(*) FROM pg_stat_activity",
+        Family::Gp7 => {
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        }
+    }
+}
+
+fn db_error(e: &tokio_postgres::Error) -> &DbError {
+    e.as_db_error()
+        .unwrap_or_else(|| panic!("expected a server error, got {e}"))
+}
+
+/// Polls `sql` until it returns `expected` (backends of refused or closed
+/// sessions leave asynchronously); returns the last value seen.
+async fn eventually_i64(client: &tokio_postgres::Client, sql: &str, expected: i64) -> Result<i64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value: i64 = client.query_one(sql, &[]).await?.get(0);
+        if value == expected || Instant::now() > deadline {
+            return Ok(value);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn non_utility_connection_to_segment_fails_with_greenplum_message(
+    family: Family,
+) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let err = cluster
+        .connect(1, Login::Superuser, Mode::Plain)
+        .await
+        .expect_err("a plain connection to a primary segment must be refused");
+    let db = db_error(&err);
+    assert_eq!(db.code(), &SqlState::CANNOT_CONNECT_NOW);
+    assert_eq!(
+        db.message(),
+        "connections to primary segments are not allowed"
+    );
+    assert_eq!(
+        db.hint(),
+        Some("To force a connection anyway (dangerous!), use utility mode.")
+    );
+    // The coordinator takes ordinary client connections.
+    let coordinator = cluster.connect(-1, Login::Ordinary, Mode::Plain).await?;
+    let one: i32 = coordinator.query_one("SELECT 1", &[]).await?.get(0);
+    assert_eq!(one, 1);
+    Ok(())
+}
+
+async fn utility_mode_connects_and_the_other_familys_option_fails(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    for inst in cluster.instances() {
+        let client = cluster
+            .connect(inst.content, Login::Superuser, Mode::Utility)
+            .await?;
+        let content: String = client.query_one("SHOW gp_contentid", &[]).await?.get(0);
+        assert_eq!(content, inst.content.to_string());
+        let dbid: String = client.query_one("SHOW gp_dbid", &[]).await?.get(0);
+        assert_eq!(dbid, inst.dbid.to_string());
+
+        let err = cluster
+            .connect(inst.content, Login::Superuser, Mode::WrongFamilyUtility)
+            .await
+            .expect_err("the other family's utility option must be refused");
+        let db = db_error(&err);
+        match family {
+            Family::Gp6 => {
+                assert_eq!(db.code(), &SqlState::CANNOT_CONNECT_NOW);
+                assert_eq!(
+                    db.message(),
+                    "System was started in master-only utility mode - only utility mode connections are allowed"
+                );
+            }
+            Family::Gp7 => {
+                assert_eq!(db.code(), &SqlState::UNDEFINED_OBJECT);
+                assert_eq!(
+                    db.message(),
+                    "unrecognized configuration parameter \"gp_session_role\""
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn version_names_the_emulated_family(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    for content in [-1, 0] {
+        let client = cluster.admin(content).await?;
+        let version: String = client.query_one("SELECT version()", &[]).await?.get(0);
+        let expected = match family {
+            Family::Gp6 => "PostgreSQL 9.4.26 (Greenplum Database 6.24.3 build",
+            Family::Gp7 => "PostgreSQL 12.12 (Greenplum Database 7.0.0 build",
+        };
+        assert!(version.starts_with(expected), "{version}");
+    }
+    Ok(())
+}
+
+async fn k_ordinary_connections_raise_only_that_segments_count_by_k(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let sql = client_backends_sql(family);
+    let seg0 = cluster.admin(0).await?;
+    let seg1 = cluster.admin(1).await?;
+    let before0: i64 = seg0.query_one(sql, &[]).await?.get(0);
+    let before1: i64 = seg1.query_one(sql, &[]).await?.get(0);
+
+    let held = cluster.open_sessions(0, 7, SessionState::Idle).await?;
+    assert_eq!(held.len(), 7);
+    let after0: i64 = seg0.query_one(sql, &[]).await?.get(0);
+    let after1: i64 = seg1.query_one(sql, &[]).await?.get(0);
+    assert_eq!(after0, before0 + 7);
+    assert_eq!(after1, before1);
+    Ok(())
+}
+
+async fn session_states_are_what_the_helpers_promise(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let _idle = cluster.open_sessions(0, 2, SessionState::Idle).await?;
+    let _in_tx = cluster
+        .open_sessions(0, 3, SessionState::IdleInTransaction)
+        .await?;
+    let _active = cluster.open_sessions(0, 4, SessionState::Active).await?;
+    let by_state = |state: &'static str| {
+        format!("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_user' AND state = '{state}'")
+    };
+    assert_eq!(cluster.query_i64(0, &by_state("idle")).await?, 2);
+    assert_eq!(
+        cluster
+            .query_i64(0, &by_state("idle in transaction"))
+            .await?,
+        3
+    );
+    assert_eq!(cluster.query_i64(0, &by_state("active")).await?, 4);
+    Ok(())
+}
+
+async fn filled_segment_refuses_ordinary_roles_but_not_superusers(family: Family) -> Result<()> {
+    let settings = InstanceSettings::SEGMENT;
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let held = cluster.fill(1).await?;
+    assert_eq!(held.len() as u32, settings.ordinary_slots());
+
+    let err = cluster
+        .connect(1, Login::Ordinary, Mode::Utility)
+        .await
+        .expect_err("a full segment must refuse an ordinary role");
+    let db = db_error(&err);
+    assert_eq!(db.code(), &SqlState::TOO_MANY_CONNECTIONS);
+    assert_eq!(
+        db.message(),
+        "remaining connection slots are reserved for non-replication superuser connections"
+    );
+
+    // Superusers get the reserved slots, less the one kept for the FTS prober.
+    let mut superusers = Vec::new();
+    let refusal = loop {
+        match cluster.connect(1, Login::Superuser, Mode::Utility).await {
+            Ok(c) => superusers.push(c),
+            // The backend refused a moment ago may still hold its slot while it exits.
+            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => break e,
+        }
+        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
+    };
+    assert_eq!(
+        superusers.len() as u32,
+        settings.superuser_reserved_connections - 1
+    );
+    let db = db_error(&refusal);
+    assert_eq!(db.code(), &SqlState::TOO_MANY_CONNECTIONS);
+    assert_eq!(
+        db.message(),
+        "connection limit exceeded for superusers (need at least 1 connections reserved for FTS handler)"
+    );
+    let used = eventually_i64(
+        &superusers[0],
+        client_backends_sql(family),
+        settings.max_connections as i64 - 1,
+    )
+    .await?;
+    assert_eq!(used, settings.max_connections as i64 - 1);
+    // The other segment is untouched.
+    cluster.connect(0, Login::Ordinary, Mode::Utility).await?;
+    Ok(())
+}
+
+async fn prepared_transactions_appear_in_pg_prepared_xacts(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let gids = cluster.prepare_transactions(0, 2).await?;
+    let seg0 = cluster.admin(0).await?;
+    let rows = seg0
+        .query("SELECT gid, owner FROM pg_prepared_xacts ORDER BY gid", &[])
+        .await?;
+    let found: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut expected: Vec<(String, String)> = gids
+        .iter()
+        .map(|g| (g.clone(), "app_user".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(
+        cluster
+            .query_i64(1, "SELECT count(*) FROM pg_prepared_xacts")
+            .await?,
+        0
+    );
+
+    cluster.commit_prepared(0, &gids[0]).await?;
+    assert_eq!(
+        cluster
+            .query_i64(0, "SELECT count(*) FROM pg_prepared_xacts")
+            .await?,
+        1
+    );
+    Ok(())
+}
+
+async fn lock_waiter_shows_an_ungranted_lock(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let held = cluster.lock_wait(1).await?;
+    let (holder, waiter) = (held.pids[0], held.pids[1]);
+    let seg1 = cluster.admin(1).await?;
+    let rows = seg1
+        .query(
+            "SELECT pid, mode, locktype, mppsessionid, gp_segment_id FROM pg_locks \
+             WHERE NOT granted",
+            &[],
+        )
+        .await?;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.get::<_, i32>("pid"), waiter);
+    assert_eq!(row.get::<_, &str>("mode"), "AccessShareLock");
+    assert_eq!(row.get::<_, &str>("locktype"), "relation");
+    assert_eq!(row.get::<_, i32>("mppsessionid"), -1);
+    assert_eq!(row.get::<_, i32>("gp_segment_id"), 1);
+    let holders = seg1
+        .query(
+            "SELECT pid FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
+             AND locktype = 'relation'",
+            &[],
+        )
+        .await?;
+    assert_eq!(holders.len(), 1);
+    assert_eq!(holders[0].get::<_, i32>(0), holder);
+
+    // The family's own way of saying "waiting on a lock".
+    let waiting_sql = match family {
+        Family::Gp6 => {
+            "SELECT count(*) FROM pg_stat_activity WHERE waiting AND waiting_reason = 'lock'"
+        }
+        Family::Gp7 => "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+    };
+    assert_eq!(cluster.query_i64(1, waiting_sql).await?, 1);
+    assert_eq!(
+        cluster
+            .query_i64(0, "SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .await?,
+        0
+    );
+    Ok(())
+}
+
+async fn dispatched_session_holds_a_writer_and_readers_per_segment(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let held = cluster.dispatch_session(42, 3, Login::Ordinary).await?;
+    // One backend on the coordinator plus a writer and three readers per segment.
+    assert_eq!(held.len(), 1 + 2 * 4);
+    for seg in cluster.segments() {
+        let c = cluster.admin(seg.content).await?;
+        let rows = c
+            .query(
+                "SELECT state, usename::text, application_name FROM pg_stat_activity \
+                 WHERE sess_id = 42 ORDER BY state",
+                &[],
+            )
+            .await?;
+        let states: Vec<&str> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(states, ["idle", "idle", "idle", "idle in transaction"]);
+        assert!(rows.iter().all(|r| r.get::<_, &str>(1) == "app_user"));
+        assert!(rows.iter().all(|r| r.get::<_, &str>(2).is_empty()));
+        // This utility session is not part of any distributed session.
+        let own: i32 = c
+            .query_one(
+                "SELECT sess_id FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?
+            .get(0);
+        assert_eq!(own, -1);
+        let writers: i64 = c
+            .query_one(
+                "SELECT count(DISTINCT pid) FROM pg_locks WHERE mppsessionid = 42 AND mppiswriter",
+                &[],
+            )
+            .await?
+            .get(0);
+        assert_eq!(writers, 1);
+    }
+    let on_coordinator = cluster
+        .query_i64(
+            -1,
+            "SELECT count(*) FROM pg_stat_activity WHERE sess_id = 42",
+        )
+        .await?;
+    assert_eq!(on_coordinator, 1);
+    Ok(())
+}
+
+async fn catalog_lists_the_cluster_and_follows_failover(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 3).mirrors(true).start()?;
+    let coord = cluster.admin(-1).await?;
+    let catalog = "SELECT dbid, content, role::text, preferred_role::text, mode::text, \
+                   status::text, port, hostname, address, datadir \
+                   FROM gp_segment_configuration ORDER BY dbid";
+    let rows = coord.query(catalog, &[]).await?;
+    assert_eq!(rows.len(), 1 + 3 + 3);
+    assert_eq!(rows.len(), cluster.initial_catalog().len());
+    for (row, want) in rows.iter().zip(cluster.initial_catalog()) {
+        assert_eq!(row.get::<_, i16>("dbid"), want.dbid);
+        assert_eq!(row.get::<_, i16>("content"), want.content);
+        assert_eq!(row.get::<_, &str>("role"), want.role.to_string());
+        assert_eq!(row.get::<_, i32>("port"), want.port as i32);
+        assert_eq!(row.get::<_, &str>("address"), "127.0.0.1");
+    }
+    for inst in cluster.instances() {
+        let row = rows
+            .iter()
+            .find(|r| r.get::<_, i16>("dbid") == inst.dbid)
+            .expect("every instance has a row");
+        assert_eq!(row.get::<_, i32>("port"), inst.port as i32);
+        assert_eq!(row.get::<_, &str>("role"), "p");
+    }
+
+    cluster.swap_roles(1).await?;
+    let mirror_dbid = cluster
+        .initial_catalog()
+        .iter()
+        .find(|r| r.content == 1 && r.role == 'm')
+        .map(|r| r.dbid)
+        .expect("mirror row");
+    cluster
+        .set_catalog_status(cluster.instance(1).dbid, 'd')
+        .await?;
+    let roles = coord
+        .query(
+            "SELECT dbid, role::text, preferred_role::text, status::text \
+             FROM gp_segment_configuration WHERE content = 1 ORDER BY dbid",
+            &[],
+        )
+        .await?;
+    let got: Vec<(i16, String, String, String)> = roles
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let old_primary = cluster.instance(1).dbid;
+    assert_eq!(
+        got,
+        [
+            (old_primary, "m".into(), "p".into(), "d".into()),
+            (mirror_dbid, "p".into(), "m".into(), "u".into()),
+        ]
+    );
+    Ok(())
+}
+
+async fn stop_start_pause_resume_one_instance(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    cluster.stop(0)?;
+    assert!(cluster
+        .connect(0, Login::Superuser, Mode::Utility)
+        .await
+        .is_err());
+    cluster.connect(1, Login::Superuser, Mode::Utility).await?;
+    cluster.start_instance(0)?;
+    cluster.connect(0, Login::Superuser, Mode::Utility).await?;
+
+    cluster.pause(1)?;
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(2),
+        cluster.connect(1, Login::Superuser, Mode::Utility),
+    )
+    .await;
+    assert!(attempt.is_err(), "a paused instance must not answer");
+    cluster.connect(0, Login::Superuser, Mode::Utility).await?;
+    cluster.resume(1);
+    let client = cluster.connect(1, Login::Superuser, Mode::Utility).await?;
+    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    assert_eq!(one, 1);
+    Ok(())
+}
+
+async fn settings_are_per_segment(family: Family) -> Result<()> {
+    let small = InstanceSettings {
+        max_connections: 12,
+        superuser_reserved_connections: 2,
+        max_prepared_transactions: 7,
+    };
+    let mut cluster = ClusterSpec::new(family, 2).settings_for(1, small).start()?;
+    let show = "SELECT current_setting('max_connections')::bigint * 10000 \
+                + current_setting('superuser_reserved_connections')::bigint * 100 \
+                + current_setting('max_prepared_transactions')::bigint";
+    assert_eq!(cluster.query_i64(1, show).await?, 12_02_07);
+    let d = InstanceSettings::SEGMENT;
+    let default = (d.max_connections * 10000
+        + d.superuser_reserved_connections * 100
+        + d.max_prepared_transactions) as i64;
+    assert_eq!(cluster.query_i64(0, show).await?, default);
+
+    let changed = InstanceSettings {
+        max_connections: 15,
+        ..small
+    };
+    cluster.reconfigure(1, changed)?;
+    assert_eq!(cluster.query_i64(1, show).await?, 15_02_07);
+    Ok(())
+}
+
+async fn dropping_the_cluster_stops_every_server_it_started(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let _held = cluster.open_sessions(0, 2, SessionState::Idle).await?;
+    cluster.pause(1)?;
+    let pids = cluster.server_pids();
+    // Three postmasters plus their auxiliary processes and backends.
+    assert!(pids.len() > 3 * 3, "{pids:?}");
+    let root = cluster.root().to_path_buf();
+    drop(cluster);
+    let alive: Vec<i32> = pids.iter().copied().filter(|&p| is_alive(p)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+    assert!(!root.exists());
+    Ok(())
+}
+
+async fn dropping_after_a_panic_stops_every_server(family: Family) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        let cluster = ClusterSpec::new(family, 1).start().expect("start");
+        tx.send(cluster.server_pids()).unwrap();
+        panic!("a failed assertion inside a test");
+    })
+    .join();
+    assert!(result.is_err());
+    let pids = rx.recv()?;
+    assert!(!pids.is_empty());
+    assert!(pids.iter().all(|&p| !is_alive(p)));
+    Ok(())
+}
+
+async fn sixteen_segments_start_and_stop(family: Family) -> Result<()> {
+    let t0 = Instant::now();
+    let cluster = ClusterSpec::new(family, 16).start()?;
+    let started = t0.elapsed();
+    for seg in cluster.segments() {
+        let c = cluster.admin(seg.content).await?;
+        let content: String = c.query_one("SHOW gp_contentid", &[]).await?.get(0);
+        assert_eq!(content, seg.content.to_string());
+    }
+    assert_eq!(
+        cluster
+            .query_i64(
+                -1,
+                "SELECT count(*) FROM gp_segment_configuration WHERE content >= 0"
+            )
+            .await?,
+        16
+    );
+    let t1 = Instant::now();
+    drop(cluster);
+    // A figure for the reader, not an assertion: these machines are shared.
+    eprintln!(
+        "{family}: 16-segment cluster started in {:.1} s, stopped in {:.1} s",
+        started.as_secs_f64(),
+        t1.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+macro_rules! for_each_family {
+    ($($name:ident),* $(,)?) => {
+        mod gp6 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(gpemu_harness::Family::Gp6).await
+                }
+            )*
+        }
+        mod gp7 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(gpemu_harness::Family::Gp7).await
+                }
+            )*
+        }
+    };
+}
+
+for_each_family!(
+    non_utility_connection_to_segment_fails_with_greenplum_message,
+    utility_mode_connects_and_the_other_familys_option_fails,
+    version_names_the_emulated_family,
+    k_ordinary_connections_raise_only_that_segments_count_by_k,
+    session_states_are_what_the_helpers_promise,
+    filled_segment_refuses_ordinary_roles_but_not_superusers,
+    prepared_transactions_appear_in_pg_prepared_xacts,
+    lock_waiter_shows_an_ungranted_lock,
+    dispatched_session_holds_a_writer_and_readers_per_segment,
+    catalog_lists_the_cluster_and_follows_failover,
+    stop_start_pause_resume_one_instance,
+    settings_are_per_segment,
+    dropping_the_cluster_stops_every_server_it_started,
+    dropping_after_a_panic_stops_every_server,
+    sixteen_segments_start_and_stop,
+);
