@@ -1,0 +1,90 @@
+//! Command-line flags, named as Prometheus exporters name theirs.
+
+use crate::config::Overrides;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "greenplum_segment_exporter",
+    version,
+    about = "Prometheus exporter of per-segment connection, prepared-transaction and lock figures \
+             of Greenplum-family clusters, read in utility mode"
+)]
+pub struct Cli {
+    /// TOML or YAML configuration file (see config/ for an example).
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Single-cluster quick start: the coordinator's libpq DSN (key=value or URL).
+    /// The password comes from the DSN, PGPASSWORD or the pgpass file.
+    #[arg(
+        long = "coordinator.dsn",
+        value_name = "DSN",
+        env = "GPSE_COORDINATOR_DSN"
+    )]
+    pub coordinator_dsn: Option<String>,
+
+    /// `cluster` label value with --coordinator.dsn (default: the DSN's host).
+    #[arg(long = "cluster.name", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+
+    /// Collection interval, e.g. 15s (overrides the file's scrape_interval).
+    #[arg(long = "collect.interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub collect_interval: Option<Duration>,
+
+    /// Address to listen on, host:port or :port [default: 0.0.0.0:9297].
+    #[arg(long = "web.listen-address", value_name = "ADDRESS")]
+    pub listen_address: Option<String>,
+
+    /// Path under which to expose metrics [default: /metrics].
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<String>,
+
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    #[arg(long = "log.format", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config_file.clone(),
+            coordinator_dsn: self.coordinator_dsn.clone(),
+            cluster_name: self.cluster_name.clone(),
+            collect_interval: self.collect_interval,
+            listen_address: self.listen_address.clone(),
+            telemetry_path: self.telemetry_path.clone(),
+        }
+    }
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}

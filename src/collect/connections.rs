@@ -1,0 +1,203 @@
+//! Connection slots: client backends by state, the limits, headroom for
+//! ordinary roles and superusers, distributed vs local sessions, oldest idle
+//! transaction and active query, and counts by user, database and application.
+
+use super::{item, items, Collector, Ctx, Row};
+use crate::config::CollectorName;
+use crate::family::Family;
+use crate::metrics::{Desc, Writer};
+
+pub struct Connections;
+
+static BY_STATE: Desc = Desc::gauge(
+    "greenplum_connections",
+    "Client backends on the instance by state (each holds a max_connections slot).",
+);
+static USED: Desc = Desc::gauge(
+    "greenplum_connections_used",
+    "Client backends holding max_connections slots, the exporter's own included.",
+);
+static MAX: Desc = Desc::gauge(
+    "greenplum_connections_max",
+    "The instance's max_connections.",
+);
+static RESERVED: Desc = Desc::gauge(
+    "greenplum_connections_superuser_reserved",
+    "The instance's superuser_reserved_connections.",
+);
+static HEADROOM_ORDINARY: Desc = Desc::gauge(
+    "greenplum_connections_headroom_ordinary",
+    "Slots left for non-superuser roles: max_connections - superuser_reserved_connections - used (not below 0).",
+);
+static HEADROOM_SUPERUSER: Desc = Desc::gauge(
+    "greenplum_connections_headroom_superuser",
+    "Slots left for superusers: max_connections - used, less one slot kept for the FTS prober on segments (not below 0).",
+);
+static UTILIZATION: Desc = Desc::gauge(
+    "greenplum_connections_utilization_ratio",
+    "Used slots over the slots ordinary roles may use (max_connections - superuser_reserved_connections).",
+);
+static SESSIONS: Desc = Desc::gauge(
+    "greenplum_sessions",
+    "Sessions on the instance: distributed (distinct coordinator session ids of query executors) or local (utility and local backends).",
+);
+static OLDEST_IDLE_IN_TX: Desc = Desc::gauge(
+    "greenplum_connections_oldest_idle_in_transaction_seconds",
+    "Longest time a client backend has been idle in transaction (0 when none).",
+);
+static OLDEST_ACTIVE: Desc = Desc::gauge(
+    "greenplum_connections_oldest_active_query_seconds",
+    "Age of the oldest running query, the exporter's own excluded (0 when none).",
+);
+static BY_USER: Desc = Desc::gauge(
+    "greenplum_connections_by_user",
+    "Client backends by role; beyond the top-N cap the rest is summed as usename=\"other\".",
+);
+static BY_DATABASE: Desc = Desc::gauge(
+    "greenplum_connections_by_database",
+    "Client backends by database; beyond the top-N cap the rest is summed as datname=\"other\".",
+);
+static BY_APPLICATION: Desc = Desc::gauge(
+    "greenplum_connections_by_application",
+    "Client backends by application_name (empty for query executors); beyond the top-N cap the rest is summed as application_name=\"other\".",
+);
+
+/// States PostgreSQL reports; always exported, zero when absent.
+const STATES: [&str; 6] = [
+    "active",
+    "idle",
+    "idle in transaction",
+    "idle in transaction (aborted)",
+    "fastpath function call",
+    "disabled",
+];
+
+/// On GP6+ segments one slot above the superuser reserve is kept for the FTS prober.
+const FTS_SLOTS_ON_SEGMENTS: f64 = 1.0;
+
+impl Collector for Connections {
+    fn name(&self) -> CollectorName {
+        CollectorName::Connections
+    }
+
+    fn sql(&self, family: Family) -> &'static str {
+        match family {
+            Family::Gp6 => concat!(
+                include_str!("client_backends_gp6.sql"),
+                include_str!("connections.sql")
+            ),
+            Family::Gp7 => concat!(
+                include_str!("client_backends_gp7.sql"),
+                include_str!("connections.sql")
+            ),
+        }
+    }
+
+    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
+        let l = ctx.labels;
+        let mut used = 0.0;
+        for state in STATES {
+            let n: f64 = items(rows, "state")
+                .filter(|r| r.label1 == state)
+                .map(|r| r.value)
+                .sum();
+            out.sample(&BY_STATE, l, &[("state", state)], n);
+        }
+        for r in items(rows, "state") {
+            used += r.value;
+            if !STATES.contains(&r.label1.as_str()) {
+                out.sample(&BY_STATE, l, &[("state", &r.label1)], r.value);
+            }
+        }
+        out.sample(&USED, l, &[], used);
+
+        let max = item(rows, "max_connections").unwrap_or(0.0);
+        let reserved = item(rows, "superuser_reserved_connections").unwrap_or(0.0);
+        let fts = if ctx.content >= 0 {
+            FTS_SLOTS_ON_SEGMENTS
+        } else {
+            0.0
+        };
+        let ordinary_slots = max - reserved;
+        out.sample(&MAX, l, &[], max);
+        out.sample(&RESERVED, l, &[], reserved);
+        out.sample(&HEADROOM_ORDINARY, l, &[], (ordinary_slots - used).max(0.0));
+        out.sample(&HEADROOM_SUPERUSER, l, &[], (max - fts - used).max(0.0));
+        if ordinary_slots > 0.0 {
+            out.sample(&UTILIZATION, l, &[], used / ordinary_slots);
+        }
+
+        let sessions = [
+            ("distributed", "sessions_distributed"),
+            ("local", "sessions_local"),
+        ];
+        for (kind, name) in sessions {
+            out.sample(
+                &SESSIONS,
+                l,
+                &[("kind", kind)],
+                item(rows, name).unwrap_or(0.0),
+            );
+        }
+        let oldest_idle = item(rows, "oldest_idle_in_transaction").unwrap_or(0.0);
+        out.sample(&OLDEST_IDLE_IN_TX, l, &[], oldest_idle);
+        out.sample(
+            &OLDEST_ACTIVE,
+            l,
+            &[],
+            item(rows, "oldest_active").unwrap_or(0.0),
+        );
+
+        let top = ctx.cluster.top_n;
+        write_top_n(
+            out,
+            &BY_USER,
+            l,
+            "usename",
+            items(rows, "by_user"),
+            top.usename,
+        );
+        write_top_n(
+            out,
+            &BY_DATABASE,
+            l,
+            "datname",
+            items(rows, "by_database"),
+            top.datname,
+        );
+        let apps = items(rows, "by_application");
+        write_top_n(
+            out,
+            &BY_APPLICATION,
+            l,
+            "application_name",
+            apps,
+            top.application_name,
+        );
+    }
+}
+
+/// The `n` largest values by label, and the rest summed as `other`.
+fn write_top_n<'r>(
+    out: &mut Writer,
+    desc: &'static Desc,
+    labels: &str,
+    label: &str,
+    rows: impl Iterator<Item = &'r Row>,
+    n: usize,
+) {
+    let mut rows: Vec<&Row> = rows.collect();
+    // Largest first; ties by name so the kept set is stable between rounds.
+    rows.sort_by(|a, b| {
+        b.value
+            .total_cmp(&a.value)
+            .then_with(|| a.label1.cmp(&b.label1))
+    });
+    for r in rows.iter().take(n) {
+        out.sample(desc, labels, &[(label, &r.label1)], r.value);
+    }
+    if rows.len() > n {
+        let rest = rows[n..].iter().map(|r| r.value).sum();
+        out.sample(desc, labels, &[(label, "other")], rest);
+    }
+}

@@ -1,0 +1,29 @@
+-- Aggregates the client backends `a` selected by client_backends_<family>.sql.
+-- Columns: collector, item, label1, label2, value.
+SELECT 'connections', 'state', coalesce(state, 'unknown'), '', count(*)::float8
+FROM a GROUP BY 3
+UNION ALL
+SELECT 'connections', v.item, '', '', v.value
+FROM (
+    SELECT count(DISTINCT sess_id) FILTER (WHERE sess_id > 0) AS distributed,
+           count(*) FILTER (WHERE sess_id <= 0) AS local,
+           max(extract(epoch FROM now() - state_change))
+               FILTER (WHERE state = 'idle in transaction') AS idle_in_tx,
+           max(extract(epoch FROM now() - query_start))
+               FILTER (WHERE state = 'active' AND pid <> pg_backend_pid()) AS active
+    FROM a
+) s,
+LATERAL (VALUES
+    ('max_connections', current_setting('max_connections')::float8),
+    ('superuser_reserved_connections', current_setting('superuser_reserved_connections')::float8),
+    ('sessions_distributed', s.distributed::float8),
+    ('sessions_local', s.local::float8),
+    ('oldest_idle_in_transaction', coalesce(s.idle_in_tx, 0)::float8),
+    ('oldest_active', coalesce(s.active, 0)::float8)
+) v(item, value)
+UNION ALL
+SELECT 'connections', 'by_user', coalesce(usename, ''), '', count(*)::float8 FROM a GROUP BY 3
+UNION ALL
+SELECT 'connections', 'by_database', coalesce(datname, ''), '', count(*)::float8 FROM a GROUP BY 3
+UNION ALL
+SELECT 'connections', 'by_application', coalesce(application_name, ''), '', count(*)::float8 FROM a GROUP BY 3

@@ -1,0 +1,52 @@
+//! Lock waits: waiting backends by lock type and mode, distinct blockers and
+//! the longest current wait.
+
+use super::{item, items, Collector, Ctx, Row};
+use crate::config::CollectorName;
+use crate::family::Family;
+use crate::metrics::{Desc, Writer};
+
+pub struct Locks;
+
+static WAITING: Desc = Desc::gauge(
+    "greenplum_lock_waiting_backends",
+    "Backends waiting for a lock on the instance.",
+);
+static WAITERS: Desc = Desc::gauge(
+    "greenplum_lock_waiters",
+    "Backends waiting for a lock, by lock type and requested mode (only combinations present).",
+);
+static BLOCKERS: Desc = Desc::gauge(
+    "greenplum_lock_blockers",
+    "Distinct sessions holding a lock that another backend waits for.",
+);
+static LONGEST: Desc = Desc::gauge(
+    "greenplum_lock_wait_longest_seconds",
+    "Longest current lock wait (0 when nothing waits).",
+);
+
+impl Collector for Locks {
+    fn name(&self) -> CollectorName {
+        CollectorName::Locks
+    }
+
+    fn sql(&self, family: Family) -> &'static str {
+        match family {
+            Family::Gp6 => include_str!("locks_gp6.sql"),
+            Family::Gp7 => include_str!("locks_gp7.sql"),
+        }
+    }
+
+    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
+        let l = ctx.labels;
+        let mut waiting = 0.0;
+        for r in items(rows, "waiters") {
+            waiting += r.value;
+            let labels = [("locktype", r.label1.as_str()), ("mode", r.label2.as_str())];
+            out.sample(&WAITERS, l, &labels, r.value);
+        }
+        out.sample(&WAITING, l, &[], waiting);
+        out.sample(&BLOCKERS, l, &[], item(rows, "blockers").unwrap_or(0.0));
+        out.sample(&LONGEST, l, &[], item(rows, "longest_wait").unwrap_or(0.0));
+    }
+}

@@ -1,0 +1,98 @@
+//! Collectors: each owns its SQL (per family where the catalogs differ) and
+//! turns its rows into samples. The enabled collectors' statements are joined
+//! into one statement, so an instance costs one round-trip per round.
+//!
+//! Every collector's SQL returns rows of `(collector, item, label1, label2, value)`.
+
+pub mod connections;
+pub mod locks;
+pub mod prepared;
+pub mod settings;
+pub mod topology;
+
+use crate::config::{ClusterConfig, CollectorName};
+use crate::family::Family;
+use crate::metrics::Writer;
+
+/// One row of the combined statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub collector: String,
+    pub item: String,
+    pub label1: String,
+    pub label2: String,
+    pub value: f64,
+}
+
+/// What a collector knows about the instance it writes for.
+pub struct Ctx<'a> {
+    /// Pre-rendered instance labels (`cluster`, `content`, `dbid`, ...).
+    pub labels: &'a str,
+    pub content: i16,
+    pub cluster: &'a ClusterConfig,
+}
+
+/// A per-instance collector.
+pub trait Collector: Sync {
+    fn name(&self) -> CollectorName;
+    /// The statement for `family`, returning rows tagged with this collector's name.
+    fn sql(&self, family: Family) -> &'static str;
+    /// Writes samples from this collector's rows of one instance.
+    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer);
+}
+
+/// Every per-instance collector, in exposition order.
+pub static COLLECTORS: &[&dyn Collector] = &[
+    &connections::Connections,
+    &prepared::Prepared,
+    &locks::Locks,
+    &settings::Settings,
+];
+
+/// Used when only catalog collectors are on: still proves the instance answers.
+const LIVENESS_ONLY: &str =
+    "SELECT NULL::text, NULL::text, NULL::text, NULL::text, $1::float8 WHERE false";
+
+/// The single statement run on every instance of a family each round. It takes
+/// one parameter, `$1 float8`: the stale prepared-transaction age in seconds.
+pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
+    let parts: Vec<String> = COLLECTORS
+        .iter()
+        .filter(|c| enabled.contains(&c.name()))
+        .map(|c| format!("SELECT * FROM (\n{}\n) AS {}", c.sql(family), tag(c.name())))
+        .collect();
+    if parts.is_empty() {
+        return LIVENESS_ONLY.to_owned();
+    }
+    parts.join("\nUNION ALL\n")
+}
+
+/// Name of a collector as it appears in the `collector` column.
+pub fn tag(name: CollectorName) -> &'static str {
+    match name {
+        CollectorName::Connections => "connections",
+        CollectorName::Prepared => "prepared",
+        CollectorName::Locks => "locks",
+        CollectorName::Settings => "settings",
+        CollectorName::Topology => "topology",
+    }
+}
+
+/// Writes every enabled collector's samples for one instance.
+pub fn write_instance(rows: &[Row], enabled: &[CollectorName], ctx: &Ctx, out: &mut Writer) {
+    for c in COLLECTORS.iter().filter(|c| enabled.contains(&c.name())) {
+        let t = tag(c.name());
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.collector == t).collect();
+        c.write(&mine, ctx, out);
+    }
+}
+
+/// The value of the first row with this item, if any.
+pub(crate) fn item(rows: &[&Row], item: &str) -> Option<f64> {
+    rows.iter().find(|r| r.item == item).map(|r| r.value)
+}
+
+/// Rows of one item.
+pub(crate) fn items<'r>(rows: &'r [&'r Row], item: &'r str) -> impl Iterator<Item = &'r Row> + 'r {
+    rows.iter().copied().filter(move |r| r.item == item)
+}

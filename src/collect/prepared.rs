@@ -1,0 +1,51 @@
+//! Prepared (two-phase) transactions: count, limit, headroom, oldest age and
+//! how many are older than the configured threshold (likely orphaned).
+
+use super::{item, Collector, Ctx, Row};
+use crate::config::CollectorName;
+use crate::family::Family;
+use crate::metrics::{Desc, Writer};
+
+pub struct Prepared;
+
+static COUNT: Desc = Desc::gauge(
+    "greenplum_prepared_transactions",
+    "Prepared transactions on the instance (pg_prepared_xacts).",
+);
+static MAX: Desc = Desc::gauge(
+    "greenplum_prepared_transactions_max",
+    "The instance's max_prepared_transactions.",
+);
+static HEADROOM: Desc = Desc::gauge(
+    "greenplum_prepared_transactions_headroom",
+    "Prepared-transaction slots left: max_prepared_transactions - prepared (not below 0).",
+);
+static OLDEST: Desc = Desc::gauge(
+    "greenplum_prepared_transactions_oldest_age_seconds",
+    "Age of the oldest prepared transaction (0 when none).",
+);
+static STALE: Desc = Desc::gauge(
+    "greenplum_prepared_transactions_stale",
+    "Prepared transactions older than the configured prepared_age_threshold (likely orphaned).",
+);
+
+impl Collector for Prepared {
+    fn name(&self) -> CollectorName {
+        CollectorName::Prepared
+    }
+
+    fn sql(&self, _family: Family) -> &'static str {
+        include_str!("prepared.sql")
+    }
+
+    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
+        let l = ctx.labels;
+        let count = item(rows, "count").unwrap_or(0.0);
+        let max = item(rows, "max").unwrap_or(0.0);
+        out.sample(&COUNT, l, &[], count);
+        out.sample(&MAX, l, &[], max);
+        out.sample(&HEADROOM, l, &[], (max - count).max(0.0));
+        out.sample(&OLDEST, l, &[], item(rows, "oldest_age").unwrap_or(0.0));
+        out.sample(&STALE, l, &[], item(rows, "stale").unwrap_or(0.0));
+    }
+}

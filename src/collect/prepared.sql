@@ -1,0 +1,16 @@
+-- Prepared (two-phase) transactions on the instance; the same on every family.
+-- $1: age in seconds above which a prepared transaction counts as stale.
+-- Columns: collector, item, label1, label2, value.
+SELECT 'prepared', v.item, '', '', v.value
+FROM (
+    SELECT count(*) AS n,
+           max(extract(epoch FROM now() - prepared)) AS oldest,
+           count(*) FILTER (WHERE prepared < now() - $1 * interval '1 second') AS stale
+    FROM pg_prepared_xacts
+) p,
+LATERAL (VALUES
+    ('count', p.n::float8),
+    ('max', current_setting('max_prepared_transactions')::float8),
+    ('oldest_age', coalesce(p.oldest, 0)::float8),
+    ('stale', p.stale::float8)
+) v(item, value)

@@ -1,0 +1,39 @@
+//! Settings that explain the other figures (memory protection, resource
+//! manager, gang caching, worker limits).
+
+use super::{items, Collector, Ctx, Row};
+use crate::config::CollectorName;
+use crate::family::Family;
+use crate::metrics::{Desc, Writer};
+
+pub struct Settings;
+
+static NUMERIC: Desc = Desc::gauge(
+    "greenplum_setting",
+    "A numeric or boolean (1 = on) server setting, in the setting's own unit (label unit).",
+);
+static TEXT: Desc = Desc::gauge(
+    "greenplum_setting_info",
+    "A textual server setting; the value is in the value label.",
+);
+
+impl Collector for Settings {
+    fn name(&self) -> CollectorName {
+        CollectorName::Settings
+    }
+
+    fn sql(&self, _family: Family) -> &'static str {
+        include_str!("settings.sql")
+    }
+
+    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
+        for r in items(rows, "numeric") {
+            let labels = [("name", r.label1.as_str()), ("unit", r.label2.as_str())];
+            out.sample(&NUMERIC, ctx.labels, &labels, r.value);
+        }
+        for r in items(rows, "text") {
+            let labels = [("name", r.label1.as_str()), ("value", r.label2.as_str())];
+            out.sample(&TEXT, ctx.labels, &labels, 1.0);
+        }
+    }
+}

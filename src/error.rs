@@ -1,0 +1,145 @@
+//! Why an instance could not be collected, in a form fit for labels.
+
+use std::fmt;
+
+/// The `kind` label of `greenplum_scrape_errors_total` and `greenplum_last_error_info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The instance's deadline passed (hung or very slow instance).
+    Timeout,
+    /// TCP connect or the connection itself failed (instance down, network).
+    Connect,
+    /// The server refused the login: wrong password, missing role, pg_hba.
+    Auth,
+    /// Out of connection slots, even for the exporter (SQLSTATE 53300).
+    TooManyConnections,
+    /// The server is starting, stopping or in recovery (SQLSTATE 57P03).
+    Unavailable,
+    /// Missing privilege on a view or function (SQLSTATE 42501).
+    Permission,
+    /// Any other error of the statement.
+    Query,
+    /// The server is not a Greenplum-family server the exporter understands.
+    NotGreenplum,
+    /// The coordinator was never reached, so the instance list is unknown.
+    NoTopology,
+}
+
+impl ErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Auth => "auth",
+            ErrorKind::TooManyConnections => "too_many_connections",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Query => "query",
+            ErrorKind::NotGreenplum => "not_greenplum",
+            ErrorKind::NoTopology => "no_topology",
+        }
+    }
+}
+
+/// A failed collection or topology read. The message never carries a
+/// password: it comes from the server or the driver, which do not echo it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrapeError {
+    pub kind: ErrorKind,
+    /// SQLSTATE when the server answered with an error.
+    pub sqlstate: Option<String>,
+    pub message: String,
+}
+
+impl ScrapeError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ScrapeError {
+            kind,
+            sqlstate: None,
+            message: message.into(),
+        }
+    }
+
+    /// True when the connection rather than the statement failed, which is a
+    /// reason to re-read the topology (the instance may have moved).
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Unavailable
+        )
+    }
+}
+
+impl fmt::Display for ScrapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "{} ({code}): {}", self.kind.label(), self.message),
+            None => write!(f, "{}: {}", self.kind.label(), self.message),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ScrapeError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            let kind = if e.is_closed() || source_is_io(&e) {
+                ErrorKind::Connect
+            } else {
+                ErrorKind::Query
+            };
+            return ScrapeError::new(kind, with_causes(&e));
+        };
+        let code = db.code().code();
+        let kind = match code {
+            "53300" => ErrorKind::TooManyConnections,
+            "57P03" | "57P01" | "57P02" => ErrorKind::Unavailable,
+            "42501" => ErrorKind::Permission,
+            c if c.starts_with("28") => ErrorKind::Auth,
+            "3D000" => ErrorKind::Auth,
+            _ => ErrorKind::Query,
+        };
+        ScrapeError {
+            kind,
+            sqlstate: Some(code.to_owned()),
+            message: format!("{}: {}", db.severity(), db.message()),
+        }
+    }
+}
+
+/// The driver's message followed by its causes ("error connecting to server: Connection refused").
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn source_is_io(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    // tokio-postgres reports connect failures and timeouts without a db error.
+    let text = e.to_string();
+    text.contains("error connecting") || text.contains("timeout")
+}
+
+impl From<deadpool_postgres::PoolError> for ScrapeError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        match e {
+            PoolError::Backend(e) => e.into(),
+            PoolError::Timeout(t) => {
+                ScrapeError::new(ErrorKind::Timeout, format!("pool {t:?} timeout"))
+            }
+            other => ScrapeError::new(ErrorKind::Connect, other.to_string()),
+        }
+    }
+}

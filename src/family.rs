@@ -1,0 +1,110 @@
+//! Greenplum families: how to recognise one and what differs between them.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// The family of a cluster decides the utility-mode option and the catalog
+/// shape the collectors' SQL is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Greenplum 5/6, Greengage 6 (PostgreSQL 8.3/9.4 base): `gp_session_role`.
+    Gp6,
+    /// Greenplum 7, Greengage 7, Apache Cloudberry (PostgreSQL 12+ base): `gp_role`.
+    Gp7,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Gp6 => "gp6",
+            Family::Gp7 => "gp7",
+        }
+    }
+
+    /// Startup option that puts a session in utility mode: no dispatch to the
+    /// segments, so the exporter never takes slots it does not hold itself.
+    pub fn utility_option(self) -> &'static str {
+        match self {
+            Family::Gp6 => "-c gp_session_role=utility",
+            Family::Gp7 => "-c gp_role=utility",
+        }
+    }
+
+    /// Families to try, in order, when connecting to a coordinator of unknown family.
+    pub const PROBE_ORDER: [Family; 2] = [Family::Gp6, Family::Gp7];
+}
+
+/// The product and version found in `version()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub product: String,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl ServerVersion {
+    /// Parses `version()` output such as
+    /// `PostgreSQL 9.4.26 (Greenplum Database 6.24.3 build ...) on ...`.
+    pub fn parse(version: &str) -> Option<ServerVersion> {
+        static RE: OnceLock<Regex> = OnceLock::new();
+        let re = RE.get_or_init(|| {
+            Regex::new(
+                r"\((Greenplum Database|Apache Cloudberry|Cloudberry Database|Greengage Database) ([0-9]+)\.([0-9]+)\.([0-9]+)",
+            )
+            .expect("valid regex")
+        });
+        let caps = re.captures(version)?;
+        Some(ServerVersion {
+            product: caps[1].to_owned(),
+            major: caps[2].parse().ok()?,
+            minor: caps[3].parse().ok()?,
+            patch: caps[4].parse().ok()?,
+        })
+    }
+
+    /// Greenplum and Greengage before 7 use `gp_session_role`; 7 and every
+    /// Cloudberry release use `gp_role`.
+    pub fn family(&self) -> Family {
+        let cloudberry = self.product.contains("Cloudberry");
+        if !cloudberry && self.major < 7 {
+            Family::Gp6
+        } else {
+            Family::Gp7
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_from_real_version_strings() {
+        let cases = [
+            ("PostgreSQL 9.4.26 (Greenplum Database 6.24.3 build commit:abc) on x86_64-unknown-linux-gnu", Family::Gp6, 6),
+            ("PostgreSQL 8.3.23 (Greenplum Database 5.29.1 build commit:x) on x86_64", Family::Gp6, 5),
+            ("PostgreSQL 12.12 (Greenplum Database 7.0.0 build commit:x) on x86_64-pc-linux-gnu", Family::Gp7, 7),
+            ("PostgreSQL 14.4 (Apache Cloudberry 1.6.0 build 1) on x86_64-pc-linux-gnu", Family::Gp7, 1),
+            ("PostgreSQL 14.4 (Cloudberry Database 1.5.4 build 1) on x86_64", Family::Gp7, 1),
+            ("PostgreSQL 9.4.26 (Greengage Database 6.28.0 build 1) on x86_64", Family::Gp6, 6),
+            ("PostgreSQL 12.22 (Greengage Database 7.3.0 build 1) on x86_64", Family::Gp7, 7),
+        ];
+        for (text, family, major) in cases {
+            let v = ServerVersion::parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(v.family(), family, "{text}");
+            assert_eq!(v.major, major, "{text}");
+        }
+    }
+
+    #[test]
+    fn plain_postgresql_is_not_a_greenplum_family() {
+        assert_eq!(
+            ServerVersion::parse(
+                "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu"
+            ),
+            None
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! greenplum_segment_exporter: per-segment connection, prepared-transaction
+//! and lock figures of Greenplum-family clusters, read over utility-mode
+//! connections straight to every segment, served to Prometheus.
+
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod error;
+pub mod family;
+pub mod http;
+pub mod metrics;
+pub mod pool;
+pub mod round;
+pub mod topology;

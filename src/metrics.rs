@@ -1,0 +1,227 @@
+//! Metric families and the text exposition: collectors write samples into a
+//! [`Writer`], which keeps each family's lines together so the body can be
+//! encoded once per round and served as is.
+
+use axum::body::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// A metric family: name, help text and type.
+#[derive(Debug)]
+pub struct Desc {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+impl Desc {
+    pub const fn gauge(name: &'static str, help: &'static str) -> Desc {
+        Desc {
+            name,
+            help,
+            kind: Kind::Gauge,
+        }
+    }
+
+    pub const fn counter(name: &'static str, help: &'static str) -> Desc {
+        Desc {
+            name,
+            help,
+            kind: Kind::Counter,
+        }
+    }
+}
+
+/// Escapes a label value for the text format.
+pub fn escape_label_value(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Renders `name="value",...` for a fixed set of labels, once.
+pub fn render_labels(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_label_value(value, &mut out);
+        out.push('"');
+    }
+    out
+}
+
+/// Collects samples grouped by family, in the order families first appear.
+#[derive(Default)]
+pub struct Writer {
+    families: Vec<(&'static Desc, String)>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Writer {
+    fn body(&mut self, desc: &'static Desc) -> &mut String {
+        let i = *self.index.entry(desc.name).or_insert_with(|| {
+            self.families.push((desc, String::new()));
+            self.families.len() - 1
+        });
+        &mut self.families[i].1
+    }
+
+    /// One sample: `labels` is a pre-rendered label list (may be empty),
+    /// `extra` are further labels of this sample.
+    pub fn sample(
+        &mut self,
+        desc: &'static Desc,
+        labels: &str,
+        extra: &[(&str, &str)],
+        value: f64,
+    ) {
+        let body = self.body(desc);
+        body.push_str(desc.name);
+        if !labels.is_empty() || !extra.is_empty() {
+            body.push('{');
+            body.push_str(labels);
+            for (i, (name, v)) in extra.iter().enumerate() {
+                if i > 0 || !labels.is_empty() {
+                    body.push(',');
+                }
+                body.push_str(name);
+                body.push_str("=\"");
+                escape_label_value(v, body);
+                body.push('"');
+            }
+            body.push('}');
+        }
+        body.push(' ');
+        write_value(body, value);
+        body.push('\n');
+    }
+
+    /// Appends another writer's samples (e.g. a second cluster's).
+    pub fn merge(&mut self, other: &Writer) {
+        for (desc, lines) in &other.families {
+            self.body(desc).push_str(lines);
+        }
+    }
+
+    /// The text exposition (format 0.0.4).
+    pub fn encode(&self) -> String {
+        let size = self.families.iter().map(|(_, b)| b.len() + 128).sum();
+        let mut out = String::with_capacity(size);
+        for (desc, lines) in &self.families {
+            let kind = match desc.kind {
+                Kind::Gauge => "gauge",
+                Kind::Counter => "counter",
+            };
+            let _ = writeln!(out, "# HELP {} {}", desc.name, desc.help);
+            let _ = writeln!(out, "# TYPE {} {kind}", desc.name);
+            out.push_str(lines);
+        }
+        out
+    }
+}
+
+fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+static BUILD_INFO: Desc = Desc::gauge(
+    "greenplum_exporter_build_info",
+    "The exporter's version; always 1.",
+);
+
+/// The latest round of every cluster, merged and encoded once per round so
+/// that any number of scrapes costs the databases nothing.
+pub struct Snapshot {
+    clusters: Mutex<BTreeMap<String, Writer>>,
+    body: RwLock<Bytes>,
+    expected_clusters: usize,
+    ready: AtomicBool,
+}
+
+impl Snapshot {
+    pub fn new(expected_clusters: usize) -> Snapshot {
+        Snapshot {
+            clusters: Mutex::new(BTreeMap::new()),
+            body: RwLock::new(Bytes::new()),
+            expected_clusters,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Replaces one cluster's samples and re-encodes the body.
+    pub fn publish(&self, cluster: &str, samples: Writer) {
+        let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+        clusters.insert(cluster.to_owned(), samples);
+        let mut all = Writer::default();
+        let version = render_labels(&[("version", env!("CARGO_PKG_VERSION"))]);
+        all.sample(&BUILD_INFO, &version, &[], 1.0);
+        for w in clusters.values() {
+            all.merge(w);
+        }
+        let body = Bytes::from(all.encode());
+        if clusters.len() >= self.expected_clusters {
+            self.ready.store(true, Ordering::Release);
+        }
+        *self.body.write().unwrap_or_else(|e| e.into_inner()) = body;
+    }
+
+    /// The encoded exposition of the latest rounds (cheap to clone).
+    pub fn body(&self) -> Bytes {
+        self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// True once every cluster has completed a round.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static A: Desc = Desc::gauge("greenplum_test_a", "A test gauge.");
+    static B: Desc = Desc::counter("greenplum_test_b_total", "A test counter.");
+
+    #[test]
+    fn families_stay_together_and_values_are_exact() {
+        let labels = render_labels(&[("cluster", "c\"1"), ("content", "0")]);
+        let mut w = Writer::default();
+        w.sample(&A, &labels, &[("state", "idle")], 7.0);
+        w.sample(&B, "", &[], 3.0);
+        w.sample(&A, &labels, &[("state", "active")], 0.25);
+        assert_eq!(
+            w.encode(),
+            "# HELP greenplum_test_a A test gauge.\n# TYPE greenplum_test_a gauge\n\
+             greenplum_test_a{cluster=\"c\\\"1\",content=\"0\",state=\"idle\"} 7\n\
+             greenplum_test_a{cluster=\"c\\\"1\",content=\"0\",state=\"active\"} 0.25\n\
+             # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
+             greenplum_test_b_total 3\n"
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Utility-mode connection pools: one small pool per scraped instance. The
+//! connection stays open between rounds, so the exporter already holds its
+//! slot when a segment fills up.
+
+use crate::config::ClusterConfig;
+use crate::family::Family;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// `application_name` of every exporter session, so a DBA can find them.
+pub const APPLICATION_NAME: &str = "greenplum_segment_exporter";
+
+/// Idle TCP keepalive: notices a vanished instance between rounds.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Where a pool connects and in which family's utility mode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub family: Family,
+}
+
+/// Session settings that keep the exporter harmless during an incident:
+/// read-only, short statement and lock timeouts, and no transaction left open.
+fn session_options(c: &ClusterConfig, family: Family) -> String {
+    format!(
+        "{} -c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={} \
+         -c idle_in_transaction_session_timeout={}",
+        family.utility_option(),
+        c.statement_timeout.as_millis(),
+        c.lock_timeout.as_millis(),
+        c.instance_timeout.as_millis().max(1000),
+    )
+}
+
+/// libpq-style settings of one instance's connections.
+pub fn pg_config(c: &ClusterConfig, at: &Endpoint) -> tokio_postgres::Config {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&at.host)
+        .port(at.port)
+        .dbname(&c.database)
+        .user(&c.user)
+        .application_name(APPLICATION_NAME)
+        .options(session_options(c, at.family))
+        .connect_timeout(c.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
+    if let Some(p) = &c.password {
+        cfg.password(p.expose());
+    }
+    cfg
+}
+
+/// A pool of at most `pool_size` connections (validated to 1 or 2).
+pub fn build(c: &ClusterConfig, at: &Endpoint) -> Pool {
+    let manager = Manager::from_config(
+        pg_config(c, at),
+        NoTls,
+        ManagerConfig {
+            // Only checks that the connection is open: no extra statement per round.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(c.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(c.instance_timeout))
+        .create_timeout(Some(c.connect_timeout))
+        .recycle_timeout(Some(c.instance_timeout))
+        .build()
+        .expect("a pool with a runtime and a non-zero size")
+}

@@ -1,0 +1,515 @@
+//! The exporter against emulated clusters: each test creates the real
+//! situation on real servers and asserts the exact figures served at /metrics.
+
+mod support;
+
+use anyhow::Result;
+use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings, SessionState};
+use support::{config_for, promtool_check_metrics, Exporter, Metrics};
+
+const SEG: InstanceSettings = InstanceSettings::SEGMENT;
+
+fn start(family: Family, segments: usize) -> Result<(Cluster, Exporter)> {
+    let cluster = ClusterSpec::new(family, segments).mirrors(true).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    Ok((cluster, exporter))
+}
+
+fn used(m: &Metrics, content: i16) -> Option<f64> {
+    m.seg("greenplum_connections_used", content, &[])
+}
+
+async fn k_ordinary_connections_change_only_that_segment(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    // At rest every instance holds exactly one client: the exporter itself.
+    let m = exporter
+        .wait_for("first round", |m| {
+            used(m, 0) == Some(1.0) && used(m, 1) == Some(1.0)
+        })
+        .await?;
+    assert_eq!(m.seg("greenplum_up", 0, &[]), Some(1.0));
+    assert_eq!(
+        m.seg("greenplum_connections_max", 0, &[]),
+        Some(SEG.max_connections as f64)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_superuser_reserved", 0, &[]),
+        Some(SEG.superuser_reserved_connections as f64)
+    );
+
+    let _held = cluster.open_sessions(0, 7, SessionState::Idle).await?;
+    let m = exporter
+        .wait_for("7 more on content 0", |m| used(m, 0) == Some(8.0))
+        .await?;
+    assert_eq!(used(&m, 0), Some(8.0));
+    assert_eq!(used(&m, 1), Some(1.0));
+    assert_eq!(
+        m.seg("greenplum_connections", 0, &[("state", "idle")]),
+        Some(7.0)
+    );
+    // The exporter's own session is the active one, running the collection.
+    assert_eq!(
+        m.seg("greenplum_connections", 0, &[("state", "active")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.seg(
+            "greenplum_connections",
+            0,
+            &[("state", "idle in transaction")]
+        ),
+        Some(0.0)
+    );
+    let ordinary = (SEG.ordinary_slots() - 8) as f64;
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 0, &[]),
+        Some(ordinary)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 1, &[]),
+        Some(ordinary + 7.0)
+    );
+    let superuser = (SEG.max_connections - 1 - 8) as f64;
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_superuser", 0, &[]),
+        Some(superuser)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_utilization_ratio", 0, &[]),
+        Some(8.0 / SEG.ordinary_slots() as f64)
+    );
+    assert_eq!(
+        m.seg(
+            "greenplum_connections_by_user",
+            0,
+            &[("usename", "app_user")]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        m.seg(
+            "greenplum_connections_by_user",
+            0,
+            &[("usename", "gpadmin")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.seg(
+            "greenplum_connections_by_application",
+            0,
+            &[("application_name", "greenplum_segment_exporter")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_sessions", 0, &[("kind", "local")]),
+        Some(8.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_sessions", 0, &[("kind", "distributed")]),
+        Some(0.0)
+    );
+    Ok(())
+}
+
+async fn states_sessions_and_ages(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let _in_tx = cluster
+        .open_sessions(1, 2, SessionState::IdleInTransaction)
+        .await?;
+    let _active = cluster.open_sessions(1, 3, SessionState::Active).await?;
+    // Two distributed sessions: a writer plus two readers on every segment each.
+    let _s1 = cluster
+        .dispatch_session(101, 2, gpemu_harness::Login::Ordinary)
+        .await?;
+    let _s2 = cluster
+        .dispatch_session(102, 2, gpemu_harness::Login::Ordinary)
+        .await?;
+    let m = exporter
+        .wait_for("sessions on content 1", |m| {
+            used(m, 1) == Some(1.0 + 2.0 + 3.0 + 6.0)
+        })
+        .await?;
+    assert_eq!(
+        m.seg(
+            "greenplum_connections",
+            1,
+            &[("state", "idle in transaction")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections", 1, &[("state", "active")]),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections", 1, &[("state", "idle")]),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_sessions", 1, &[("kind", "distributed")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_sessions", 1, &[("kind", "local")]),
+        Some(6.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_sessions", 0, &[("kind", "distributed")]),
+        Some(2.0)
+    );
+    // Query executors carry an empty application_name.
+    assert_eq!(
+        m.seg(
+            "greenplum_connections_by_application",
+            1,
+            &[("application_name", "")]
+        ),
+        Some(6.0)
+    );
+    let m = exporter
+        .wait_for("ages above one second", |m| {
+            m.seg("greenplum_connections_oldest_active_query_seconds", 1, &[])
+                .is_some_and(|v| v >= 1.0)
+                && m.seg(
+                    "greenplum_connections_oldest_idle_in_transaction_seconds",
+                    1,
+                    &[],
+                )
+                .is_some_and(|v| v >= 1.0)
+        })
+        .await?;
+    assert!(
+        m.seg("greenplum_connections_oldest_active_query_seconds", 1, &[])
+            .unwrap()
+            < 120.0
+    );
+    // Content 0 has no long-running query of its own: the exporter's is excluded.
+    assert_eq!(
+        m.seg("greenplum_connections_oldest_active_query_seconds", 0, &[]),
+        Some(0.0)
+    );
+    Ok(())
+}
+
+async fn filled_segment_shows_headroom_zero_and_stays_up(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    exporter
+        .wait_for("first round", |m| used(m, 1) == Some(1.0))
+        .await?;
+    let held = cluster.fill(1).await?;
+    // The exporter held its slot before the segment filled up.
+    assert_eq!(held.len() as u32, SEG.ordinary_slots() - 1);
+    let full = SEG.ordinary_slots() as f64;
+    let m = exporter
+        .wait_for("content 1 full", |m| used(m, 1) == Some(full))
+        .await?;
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 1, &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_utilization_ratio", 1, &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_superuser", 1, &[]),
+        Some((SEG.max_connections - 1) as f64 - full)
+    );
+    assert_eq!(m.seg("greenplum_up", 1, &[]), Some(1.0));
+    assert!(cluster
+        .connect(
+            1,
+            gpemu_harness::Login::Ordinary,
+            gpemu_harness::Mode::Utility
+        )
+        .await
+        .is_err());
+    // Several rounds later it still reports the full segment.
+    let m = exporter.wait_rounds(3.0).await?;
+    assert_eq!(m.seg("greenplum_up", 1, &[]), Some(1.0));
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 1, &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 0, &[]),
+        Some(full - 1.0)
+    );
+    Ok(())
+}
+
+async fn prepared_transactions_count_limit_and_age(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, "prepared_age_threshold = \"2s\"\n"))?;
+    let m = exporter
+        .wait_for("first round", |m| {
+            m.seg("greenplum_prepared_transactions", 0, &[]).is_some()
+        })
+        .await?;
+    assert_eq!(m.seg("greenplum_prepared_transactions", 0, &[]), Some(0.0));
+    assert_eq!(
+        m.seg("greenplum_prepared_transactions_oldest_age_seconds", 0, &[]),
+        Some(0.0)
+    );
+
+    let gids = cluster.prepare_transactions(0, 2).await?;
+    let m = exporter
+        .wait_for("two prepared", |m| {
+            m.seg("greenplum_prepared_transactions", 0, &[]) == Some(2.0)
+        })
+        .await?;
+    let max = SEG.max_prepared_transactions as f64;
+    assert_eq!(
+        m.seg("greenplum_prepared_transactions_max", 0, &[]),
+        Some(max)
+    );
+    assert_eq!(
+        m.seg("greenplum_prepared_transactions_headroom", 0, &[]),
+        Some(max - 2.0)
+    );
+    assert_eq!(m.seg("greenplum_prepared_transactions", 1, &[]), Some(0.0));
+    let m = exporter
+        .wait_for("both older than the 2 s threshold", |m| {
+            m.seg("greenplum_prepared_transactions_stale", 0, &[]) == Some(2.0)
+        })
+        .await?;
+    assert!(
+        m.seg("greenplum_prepared_transactions_oldest_age_seconds", 0, &[])
+            .unwrap()
+            >= 2.0
+    );
+
+    cluster.commit_prepared(0, &gids[0]).await?;
+    cluster.commit_prepared(0, &gids[1]).await?;
+    exporter
+        .wait_for("none left", |m| {
+            m.seg("greenplum_prepared_transactions", 0, &[]) == Some(0.0)
+        })
+        .await?;
+    Ok(())
+}
+
+async fn lock_waiter_and_growing_wait(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let _held = cluster.lock_wait(1).await?;
+    let waiters = |m: &Metrics| m.seg("greenplum_lock_waiting_backends", 1, &[]);
+    let m = exporter
+        .wait_for("one waiter", |m| waiters(m) == Some(1.0))
+        .await?;
+    assert_eq!(
+        m.seg(
+            "greenplum_lock_waiters",
+            1,
+            &[("locktype", "relation"), ("mode", "AccessShareLock")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(m.seg("greenplum_lock_blockers", 1, &[]), Some(1.0));
+    assert_eq!(m.seg("greenplum_lock_waiting_backends", 0, &[]), Some(0.0));
+    let first = m
+        .seg("greenplum_lock_wait_longest_seconds", 1, &[])
+        .unwrap();
+    assert!(first > 0.0, "wait time {first}");
+    let later = exporter
+        .wait_for("a longer wait", |m| {
+            m.seg("greenplum_lock_wait_longest_seconds", 1, &[])
+                .is_some_and(|w| w >= first + 1.0)
+        })
+        .await?;
+    assert_eq!(waiters(&later), Some(1.0));
+    assert_eq!(
+        later.seg("greenplum_lock_wait_longest_seconds", 0, &[]),
+        Some(0.0)
+    );
+    Ok(())
+}
+
+async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let mirror = cluster
+        .initial_catalog()
+        .iter()
+        .find(|r| r.content == 1 && r.role == 'm')
+        .unwrap()
+        .dbid
+        .to_string();
+    let up = |m: &Metrics, dbid: &str| m.get("greenplum_catalog_instance_up", &[("dbid", dbid)]);
+    let m = exporter
+        .wait_for("catalog", |m| up(m, &mirror) == Some(1.0))
+        .await?;
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instances",
+            &[("role", "p"), ("status", "u")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instances",
+            &[("role", "m"), ("status", "u")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instance_synchronized",
+            &[("dbid", &mirror)]
+        ),
+        Some(1.0)
+    );
+    // Mirrors are reported from the catalog only, never connected to.
+    assert_eq!(m.get("greenplum_up", &[("dbid", &mirror)]), None);
+    assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(3.0));
+
+    cluster.set_catalog_status(mirror.parse()?, 'd').await?;
+    let m = exporter
+        .wait_for("mirror down", |m| up(m, &mirror) == Some(0.0))
+        .await?;
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instances",
+            &[("role", "m"), ("status", "d")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instances",
+            &[("role", "m"), ("status", "u")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instance_synchronized",
+            &[("dbid", &mirror)]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get(
+            "greenplum_catalog_instance_in_preferred_role",
+            &[("dbid", &mirror)]
+        ),
+        Some(1.0)
+    );
+    Ok(())
+}
+
+async fn coordinator_series_and_family_detection(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let m = exporter
+        .wait_for("coordinator", |m| used(m, -1).is_some())
+        .await?;
+    let c = cluster.coordinator();
+    let labels = [
+        ("cluster", "test"),
+        ("content", "-1"),
+        ("dbid", "1"),
+        ("role", "p"),
+        ("preferred_role", "p"),
+        ("hostname", c.hostname.as_str()),
+    ];
+    let port = c.port.to_string();
+    let mut with_port = labels.to_vec();
+    with_port.push(("port", &port));
+    assert_eq!(m.get("greenplum_up", &with_port), Some(1.0));
+    assert_eq!(used(&m, -1), Some(1.0));
+    let max = InstanceSettings::COORDINATOR.max_connections as f64;
+    assert_eq!(m.seg("greenplum_connections_max", -1, &[]), Some(max));
+    // No FTS slot on the coordinator: superusers may use all but the used slots.
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_superuser", -1, &[]),
+        Some(max - 1.0)
+    );
+    let info = m.all("greenplum_cluster_info", &[("family", family.name())]);
+    assert_eq!(info.len(), 1, "{}", m.text);
+    assert!(info[0].1["version"].contains("Greenplum Database"));
+    assert_eq!(m.get("greenplum_exporter_build_info", &[]), Some(1.0));
+    // Labels of a segment come from its catalog row.
+    let seg = &cluster.segments()[1];
+    let (dbid, port) = (seg.dbid.to_string(), seg.port.to_string());
+    let seg_labels = [
+        ("dbid", dbid.as_str()),
+        ("port", port.as_str()),
+        ("hostname", seg.hostname.as_str()),
+    ];
+    assert_eq!(m.get("greenplum_up", &seg_labels), Some(1.0));
+    Ok(())
+}
+
+async fn own_backends_never_exceed_the_pool_size(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 3)?;
+    exporter.wait_rounds(6.0).await?;
+    for inst in cluster.instances() {
+        let n = cluster
+            .query_i64(
+                inst.content,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'greenplum_segment_exporter'",
+            )
+            .await?;
+        assert_eq!(n, 1, "content {}", inst.content);
+    }
+    Ok(())
+}
+
+async fn exposition_passes_promtool_and_endpoints_answer(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let _held = cluster.open_sessions(0, 2, SessionState::Idle).await?;
+    let _lock = cluster.lock_wait(0).await?;
+    let _prepared = cluster.prepare_transactions(1, 1).await?;
+    let m = exporter
+        .wait_for("a full round", |m| {
+            m.seg("greenplum_lock_waiting_backends", 0, &[]) == Some(1.0)
+        })
+        .await?;
+    let report = promtool_check_metrics(&m.text)?;
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint findings:\n{report}"
+    );
+
+    assert_eq!(exporter.get("/-/healthy").await?.0, 200);
+    assert_eq!(exporter.get("/-/ready").await?.0, 200);
+    let (status, landing) = exporter.get("/").await?;
+    assert_eq!(status, 200);
+    assert!(landing.contains("href=\"/metrics\""));
+    assert!(m.get("process_resident_memory_bytes", &[]).is_some());
+    Ok(())
+}
+
+macro_rules! for_each_family {
+    ($($name:ident),* $(,)?) => {
+        mod gp6 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(gpemu_harness::Family::Gp6).await
+                }
+            )*
+        }
+        mod gp7 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name(gpemu_harness::Family::Gp7).await
+                }
+            )*
+        }
+    };
+}
+
+for_each_family!(
+    k_ordinary_connections_change_only_that_segment,
+    states_sessions_and_ages,
+    filled_segment_shows_headroom_zero_and_stays_up,
+    prepared_transactions_count_limit_and_age,
+    lock_waiter_and_growing_wait,
+    catalog_status_follows_a_segment_marked_down,
+    coordinator_series_and_family_detection,
+    own_backends_never_exceed_the_pool_size,
+    exposition_passes_promtool_and_endpoints_answer,
+);
