@@ -254,6 +254,10 @@ pub struct Overrides {
 }
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9297";
+const DEFAULT_INSTANCE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Short: a collector must never queue behind a DDL lock on a catalog it reads.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 
 /// Reads and validates the configuration from the file and/or flags.
@@ -443,8 +447,19 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         (None, None, None) => None,
     };
     let scrape_interval = k.scrape_interval.unwrap_or(Duration::from_secs(15));
-    let instance_timeout = k.instance_timeout.unwrap_or(Duration::from_secs(5));
-    let statement_timeout = k.statement_timeout.unwrap_or(Duration::from_secs(3));
+    // Unset timeouts follow the interval, so `--collect.interval=2s` alone is
+    // valid: each stays inside the one above it, as `validate` requires.
+    let instance_timeout = k
+        .instance_timeout
+        .unwrap_or_else(|| DEFAULT_INSTANCE_TIMEOUT.min(scrape_interval / 2));
+    // Below the instance deadline, so the server cancels the statement
+    // before the exporter gives up on the connection.
+    let statement_timeout = k
+        .statement_timeout
+        .unwrap_or_else(|| DEFAULT_STATEMENT_TIMEOUT.min(instance_timeout * 3 / 5));
+    let lock_timeout = k
+        .lock_timeout
+        .unwrap_or_else(|| DEFAULT_LOCK_TIMEOUT.min(statement_timeout));
     let cfg = ClusterConfig {
         name: k.name.unwrap_or_else(|| host.clone()),
         port: k.port.unwrap_or(5432),
@@ -462,7 +477,7 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         top_n: k.top_n.unwrap_or_default(),
         prepared_age_threshold: k.prepared_age_threshold.unwrap_or(Duration::from_secs(300)),
         statement_timeout,
-        lock_timeout: k.lock_timeout.unwrap_or(Duration::from_secs(1)),
+        lock_timeout,
         connect_timeout: k.connect_timeout.unwrap_or(instance_timeout),
     };
     validate(at, &cfg)?;
@@ -715,6 +730,28 @@ mod tests {
         .unwrap();
         assert_eq!(kv.clusters[0].user, "mon");
         assert_eq!(kv.clusters[0].name, "edw");
+    }
+
+    #[test]
+    fn unset_timeouts_follow_a_short_interval() {
+        let s = load(&Overrides {
+            coordinator_dsn: Some("host=mdw".into()),
+            collect_interval: Some(Duration::from_secs(2)),
+            ..Overrides::default()
+        })
+        .unwrap();
+        let c = &s.clusters[0];
+        assert_eq!(c.instance_timeout, Duration::from_secs(1));
+        assert_eq!(c.statement_timeout, Duration::from_millis(600));
+        assert_eq!(c.lock_timeout, Duration::from_millis(600));
+        assert_eq!(c.connect_timeout, Duration::from_secs(1));
+
+        let s = load_file(".toml", "[[clusters]]\nhost = \"mdw\"\n").unwrap();
+        let c = &s.clusters[0];
+        assert_eq!(c.scrape_interval, Duration::from_secs(15));
+        assert_eq!(c.instance_timeout, Duration::from_secs(5));
+        assert_eq!(c.statement_timeout, Duration::from_secs(3));
+        assert_eq!(c.lock_timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -51,6 +51,10 @@ static ROUND_DURATION: Desc = Desc::gauge(
     "greenplum_exporter_round_duration_seconds",
     "Wall time of the cluster's last collection round.",
 );
+static INTERVAL: Desc = Desc::gauge(
+    "greenplum_exporter_collect_interval_seconds",
+    "The cluster's configured collection interval (scrape_interval).",
+);
 static ROUNDS: Desc = Desc::counter(
     "greenplum_exporter_rounds_total",
     "Collection rounds completed for the cluster.",
@@ -566,6 +570,7 @@ impl Runner {
             );
         }
         w.sample(&ROUND_DURATION, l, &[], self.stats.last_round.as_secs_f64());
+        w.sample(&INTERVAL, l, &[], self.cfg.scrape_interval.as_secs_f64());
         w.sample(&ROUNDS, l, &[], self.stats.rounds as f64);
         if let Some(ts) = self.stats.last_round_end {
             w.sample(&ROUND_TIMESTAMP, l, &[], unix_seconds(ts));

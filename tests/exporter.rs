@@ -429,6 +429,10 @@ async fn coordinator_series_and_family_detection(family: Family) -> Result<()> {
     assert_eq!(info.len(), 1, "{}", m.text);
     assert!(info[0].1["version"].contains("Greenplum Database"));
     assert_eq!(m.get("greenplum_exporter_build_info", &[]), Some(1.0));
+    assert_eq!(
+        m.get("greenplum_exporter_collect_interval_seconds", &[]),
+        Some(1.0)
+    );
     // Labels of a segment come from its catalog row.
     let seg = &cluster.segments()[1];
     let (dbid, port) = (seg.dbid.to_string(), seg.port.to_string());
