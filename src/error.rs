@@ -17,12 +17,20 @@ pub enum ErrorKind {
     Unavailable,
     /// Missing privilege on a view or function (SQLSTATE 42501).
     Permission,
+    /// The server cancelled the exporter's statement at its `lock_timeout`
+    /// (SQLSTATE 55P03): something holds a lock on a catalog it reads.
+    LockTimeout,
+    /// The server cancelled the exporter's statement at its
+    /// `statement_timeout` (SQLSTATE 57014).
+    StatementTimeout,
     /// Any other error of the statement.
     Query,
     /// The server is not a Greenplum-family server the exporter understands.
     NotGreenplum,
     /// The coordinator was never reached, so the instance list is unknown.
     NoTopology,
+    /// A collection task ended abnormally (a bug; reported, never fatal).
+    Internal,
 }
 
 impl ErrorKind {
@@ -34,9 +42,12 @@ impl ErrorKind {
             ErrorKind::TooManyConnections => "too_many_connections",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Permission => "permission",
+            ErrorKind::LockTimeout => "lock_timeout",
+            ErrorKind::StatementTimeout => "statement_timeout",
             ErrorKind::Query => "query",
             ErrorKind::NotGreenplum => "not_greenplum",
             ErrorKind::NoTopology => "no_topology",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -94,6 +105,8 @@ impl From<tokio_postgres::Error> for ScrapeError {
             "53300" => ErrorKind::TooManyConnections,
             "57P03" | "57P01" | "57P02" => ErrorKind::Unavailable,
             "42501" => ErrorKind::Permission,
+            "55P03" => ErrorKind::LockTimeout,
+            "57014" => ErrorKind::StatementTimeout,
             c if c.starts_with("28") => ErrorKind::Auth,
             "3D000" => ErrorKind::Auth,
             _ => ErrorKind::Query,

@@ -2,13 +2,17 @@
 //! and lock figures of Greenplum-family clusters, read over utility-mode
 //! connections straight to every segment, served to Prometheus.
 
+pub mod backoff;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod error;
 pub mod family;
 pub mod http;
+pub mod job;
 pub mod metrics;
 pub mod pool;
 pub mod round;
+pub mod service;
+pub mod target;
 pub mod topology;

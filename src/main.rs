@@ -3,11 +3,10 @@ use greenplum_segment_exporter::cli::{Cli, LogFormat};
 use greenplum_segment_exporter::config::{self, Settings};
 use greenplum_segment_exporter::http;
 use greenplum_segment_exporter::metrics::Snapshot;
-use greenplum_segment_exporter::round::Runner;
+use greenplum_segment_exporter::service::Service;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
 use tracing::{error, info};
 
 /// Exit code for invalid configuration, as for invalid flags.
@@ -33,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings)) {
+    match runtime.block_on(serve(settings, &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -55,43 +54,53 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let snapshot = Arc::new(Snapshot::new(settings.clusters.len()));
-    let (stop, stopped) = watch::channel(false);
-    let mut runners = Vec::new();
-    for cluster in settings.clusters {
-        let runner = Runner::new(cluster);
-        info!(cluster = runner.name(), "starting collection");
-        runners.push(tokio::spawn(runner.run(snapshot.clone(), stopped.clone())));
-    }
-
-    let listener = tokio::net::TcpListener::bind(settings.web.listen_address)
+async fn serve(settings: Settings, cli: &Cli) -> anyhow::Result<()> {
+    let names = settings.clusters.iter().map(|c| c.name.clone());
+    let snapshot = Arc::new(Snapshot::new(names));
+    let web = settings.web.clone();
+    // Signal handlers first: a SIGTERM during start-up must not kill us uncleanly.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let listener = tokio::net::TcpListener::bind(web.listen_address)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.web.listen_address))?;
-    info!(address = %listener.local_addr()?, path = %settings.web.telemetry_path, "listening");
-    let app = http::router(snapshot, &settings.web.telemetry_path);
-    let mut http_stopped = stopped.clone();
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", web.listen_address))?;
+    let mut service = Service::start(settings, snapshot.clone());
+    info!(address = %listener.local_addr()?, path = %web.telemetry_path, "listening");
+    let app = http::router(snapshot.clone(), &web.telemetry_path);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = http_stopped.changed().await;
+        let _ = http_stopped.await;
     });
     let server = tokio::spawn(async move { server.await });
 
-    wait_for_shutdown_signal().await?;
-    info!("shutting down");
-    let _ = stop.send(true);
-    for r in runners {
-        let _ = r.await;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(cli, &mut service, &snapshot),
+        }
     }
+    info!("shutting down");
+    service.stop().await;
+    let _ = stop_http.send(());
     server.await??;
+    info!("stopped");
     Ok(())
 }
 
-async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Re-reads the configuration on SIGHUP; an invalid one is refused and the
+/// running configuration kept.
+fn reload(cli: &Cli, service: &mut Service, snapshot: &Snapshot) {
+    match config::load(&cli.overrides()) {
+        Ok(new) => {
+            service.apply(new);
+            snapshot.reloaded(true);
+            info!("configuration reloaded");
+        }
+        Err(e) => {
+            snapshot.reloaded(false);
+            error!(key = %e.key, "configuration reload refused, keeping the running configuration: {e}");
+        }
     }
-    Ok(())
 }

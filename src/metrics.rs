@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -153,41 +154,102 @@ static BUILD_INFO: Desc = Desc::gauge(
     "greenplum_exporter_build_info",
     "The exporter's version; always 1.",
 );
+static RELOAD_OK: Desc = Desc::gauge(
+    "greenplum_exporter_config_last_reload_successful",
+    "1 when the last configuration reload (SIGHUP) was applied, 0 when it was refused.",
+);
+static RELOAD_TIME: Desc = Desc::gauge(
+    "greenplum_exporter_config_last_reload_success_timestamp_seconds",
+    "Unix time the configuration was last loaded successfully (start-up or reload).",
+);
 
-/// The latest round of every cluster, merged and encoded once per round so
-/// that any number of scrapes costs the databases nothing.
+/// The latest round of every configured cluster, merged and encoded once per
+/// round so that any number of scrapes costs the databases nothing.
 pub struct Snapshot {
-    clusters: Mutex<BTreeMap<String, Writer>>,
+    state: Mutex<State>,
     body: RwLock<Bytes>,
-    expected_clusters: usize,
     ready: AtomicBool,
 }
 
+struct State {
+    /// Configured clusters; `None` until a cluster's first round.
+    clusters: BTreeMap<String, Option<Writer>>,
+    reload_ok: bool,
+    loaded_at: SystemTime,
+}
+
 impl Snapshot {
-    pub fn new(expected_clusters: usize) -> Snapshot {
-        Snapshot {
-            clusters: Mutex::new(BTreeMap::new()),
+    pub fn new(clusters: impl IntoIterator<Item = String>) -> Snapshot {
+        let snapshot = Snapshot {
+            state: Mutex::new(State {
+                clusters: clusters.into_iter().map(|c| (c, None)).collect(),
+                reload_ok: true,
+                loaded_at: SystemTime::now(),
+            }),
             body: RwLock::new(Bytes::new()),
-            expected_clusters,
             ready: AtomicBool::new(false),
-        }
+        };
+        snapshot.encode(&snapshot.lock());
+        snapshot
     }
 
-    /// Replaces one cluster's samples and re-encodes the body.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces one cluster's samples and re-encodes the body. Ignored for a
+    /// cluster no longer configured (its last round ended after a reload).
     pub fn publish(&self, cluster: &str, samples: Writer) {
-        let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
-        clusters.insert(cluster.to_owned(), samples);
+        let mut state = self.lock();
+        let Some(slot) = state.clusters.get_mut(cluster) else {
+            return;
+        };
+        *slot = Some(samples);
+        if state.clusters.values().all(Option::is_some) {
+            self.ready.store(true, Ordering::Release);
+        }
+        self.encode(&state);
+    }
+
+    /// Sets the configured clusters after a reload: removed ones vanish from
+    /// the body, new ones appear after their first round.
+    pub fn expect_clusters(&self, names: impl IntoIterator<Item = String>) {
+        let mut state = self.lock();
+        let mut old = std::mem::take(&mut state.clusters);
+        state.clusters = names
+            .into_iter()
+            .map(|n| {
+                let samples = old.remove(&n).flatten();
+                (n, samples)
+            })
+            .collect();
+        self.encode(&state);
+    }
+
+    /// Records the result of a configuration reload.
+    pub fn reloaded(&self, ok: bool) {
+        let mut state = self.lock();
+        state.reload_ok = ok;
+        if ok {
+            state.loaded_at = SystemTime::now();
+        }
+        self.encode(&state);
+    }
+
+    fn encode(&self, state: &State) {
         let mut all = Writer::default();
         let version = render_labels(&[("version", env!("CARGO_PKG_VERSION"))]);
         all.sample(&BUILD_INFO, &version, &[], 1.0);
-        for w in clusters.values() {
+        all.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
+        let loaded = state
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        all.sample(&RELOAD_TIME, "", &[], loaded);
+        for w in state.clusters.values().flatten() {
             all.merge(w);
         }
-        let body = Bytes::from(all.encode());
-        if clusters.len() >= self.expected_clusters {
-            self.ready.store(true, Ordering::Release);
-        }
-        *self.body.write().unwrap_or_else(|e| e.into_inner()) = body;
+        *self.body.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(all.encode());
     }
 
     /// The encoded exposition of the latest rounds (cheap to clone).
@@ -195,7 +257,7 @@ impl Snapshot {
         self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// True once every cluster has completed a round.
+    /// True once every configured cluster has completed a round.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

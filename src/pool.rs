@@ -4,7 +4,9 @@
 
 use crate::config::ClusterConfig;
 use crate::family::Family;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -75,4 +77,37 @@ pub fn build(c: &ClusterConfig, at: &Endpoint) -> Pool {
         .recycle_timeout(Some(c.instance_timeout))
         .build()
         .expect("a pool with a runtime and a non-zero size")
+}
+
+/// A connection taken from a pool for one unit of work. [`Checkout::release`]
+/// returns it to the pool; dropped without that (the work was cancelled in
+/// the middle of a statement) it is closed instead, because a connection
+/// with an unanswered statement on it would queue every later one.
+pub struct Checkout(Option<Object>);
+
+impl Checkout {
+    pub async fn get(pool: &Pool) -> Result<Checkout, PoolError> {
+        Ok(Checkout(Some(pool.get().await?)))
+    }
+
+    /// Gives the connection back for the next round.
+    pub fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.0.as_ref().expect("present until released")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            // Detached from the pool, the client is dropped and its connection closed.
+            drop(Object::take(object));
+        }
+    }
 }

@@ -1,51 +1,41 @@
-//! The collection round of one cluster: refresh the topology when due, collect
+//! The collection rounds of one cluster: keep the topology fresh, collect
 //! every scraped instance in parallel (bounded), each under its own deadline,
 //! and render the results. Rounds run on an interval, never per HTTP request.
 //!
 //! Staleness contract: an instance that failed this round shows `greenplum_up 0`,
 //! its error counters and `greenplum_last_error_info`, but none of its figures:
 //! no value older than the last round is ever served as current.
+//!
+//! A round never waits longer than `instance_timeout` for any instance, nor
+//! for the coordinator's catalog: work still running then is kept (see
+//! [`crate::job`]) rather than cancelled and repeated, so a hung instance
+//! costs one connection and one statement however many rounds it stays hung.
 
-use crate::collect::{self, Ctx, Row};
+use crate::backoff::Backoff;
+use crate::collect;
 use crate::config::{ClusterConfig, CollectorName};
 use crate::error::{ErrorKind, ScrapeError};
 use crate::family::{Family, ServerVersion};
+use crate::job::{stuck_after, Job};
 use crate::metrics::{render_labels, Desc, Snapshot, Writer};
-use crate::pool::{self, Endpoint};
+use crate::pool::{self, Checkout, Endpoint};
+use crate::target::{unix_seconds, Plan, Target};
 use crate::topology::{self, SegmentRow};
 use deadpool_postgres::Pool;
-use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::watch;
-use tokio::time::timeout;
-use tokio_postgres::types::Type;
+use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
-static UP: Desc = Desc::gauge(
-    "greenplum_up",
-    "1 when the exporter collected the instance this round, 0 when it could not.",
-);
-static DURATION: Desc = Desc::gauge(
-    "greenplum_scrape_duration_seconds",
-    "Time the instance's collection took this round, connecting included.",
-);
-static LAST_SUCCESS: Desc = Desc::gauge(
-    "greenplum_last_success_timestamp_seconds",
-    "Unix time of the instance's last successful collection.",
-);
-static ERRORS: Desc = Desc::counter(
-    "greenplum_scrape_errors_total",
-    "Failed collections of the instance by kind.",
-);
-static LAST_ERROR: Desc = Desc::gauge(
-    "greenplum_last_error_info",
-    "Present while the instance is failing: why (kind) and the server's SQLSTATE, if it answered.",
-);
 static CLUSTER_INFO: Desc = Desc::gauge(
     "greenplum_cluster_info",
     "The cluster's detected family and version() of the coordinator.",
+);
+static RESERVED_USABLE: Desc = Desc::gauge(
+    "greenplum_exporter_reserved_connections_usable",
+    "1 when the exporter's role may use superuser_reserved_connections (superuser, or member of \
+     pg_use_reserved_connections where that exists), so it still connects to a full segment; 0 when not.",
 );
 static ROUND_DURATION: Desc = Desc::gauge(
     "greenplum_exporter_round_duration_seconds",
@@ -67,30 +57,46 @@ static TARGETS: Desc = Desc::gauge(
     "greenplum_exporter_instances",
     "Instances the exporter collects for the cluster (primaries and coordinator).",
 );
+static PENDING: Desc = Desc::gauge(
+    "greenplum_exporter_pending_collections",
+    "Collections still running after their round's deadline (hung or very slow instances); \
+     at most one per instance.",
+);
 static TOPOLOGY_REFRESHES: Desc = Desc::counter(
     "greenplum_exporter_topology_refreshes_total",
     "Reads of gp_segment_configuration by result (success or error).",
 );
 
-/// One scraped instance: its catalog row, labels, pool and history.
-struct Target {
-    row: SegmentRow,
-    labels: String,
-    endpoint: Endpoint,
-    /// `None` for the coordinator placeholder before the coordinator answered.
-    pool: Option<Pool>,
-    state: InstanceState,
+/// The coordinator's dbid on every Greenplum cluster (gpinitsystem assigns 1);
+/// used to label it before the catalog has been read.
+const COORDINATOR_DBID: i16 = 1;
+
+/// The coordinator once reached: its pool in the right family's utility mode.
+#[derive(Clone)]
+struct Coordinator {
+    pool: Pool,
+    family: Family,
+    version: String,
+    reserved_usable: bool,
+}
+
+/// What one read of the coordinator brings back.
+struct TopologyRead {
+    /// Set when this read first reached the coordinator.
+    reached: Option<Coordinator>,
+    rows: Vec<SegmentRow>,
 }
 
 #[derive(Default)]
-struct InstanceState {
-    /// `None` until the first attempt.
-    up: Option<bool>,
-    duration: Duration,
-    last_success: Option<SystemTime>,
-    errors: BTreeMap<ErrorKind, u64>,
+struct Refresh {
+    job: Option<Job<TopologyRead>>,
+    last_start: Option<Instant>,
+    /// Set after a connection failure: an instance may have moved.
+    wanted: bool,
+    retry: Backoff,
     last_error: Option<ScrapeError>,
-    rows: Vec<Row>,
+    ok: u64,
+    failed: u64,
 }
 
 #[derive(Default)]
@@ -98,50 +104,39 @@ struct Stats {
     rounds: u64,
     last_round: Duration,
     last_round_end: Option<SystemTime>,
-    refresh_ok: u64,
-    refresh_failed: u64,
 }
 
 /// Collects one cluster round after round.
 pub struct Runner {
-    cfg: ClusterConfig,
+    cfg: Arc<ClusterConfig>,
     cluster_labels: String,
-    family: Option<Family>,
-    version: Option<String>,
-    /// The configured coordinator endpoint, once its family is known.
-    coordinator: Option<Pool>,
+    coordinator: Option<Coordinator>,
     /// Last catalog read; kept while the coordinator is unreachable.
     catalog: Vec<SegmentRow>,
     targets: BTreeMap<i16, Target>,
     statement: Option<Arc<str>>,
-    last_refresh: Option<Instant>,
-    refresh_wanted: bool,
-    last_refresh_error: Option<ScrapeError>,
+    slots: Arc<Semaphore>,
+    refresh: Refresh,
     stats: Stats,
 }
 
-/// The coordinator's dbid on every Greenplum cluster (gpinitsystem assigns 1);
-/// used to label it before the catalog has been read.
-const COORDINATOR_DBID: i16 = 1;
-
 impl Runner {
     pub fn new(cfg: ClusterConfig) -> Runner {
-        let cluster_labels = render_labels(&[("cluster", &cfg.name)]);
         let mut runner = Runner {
-            cluster_labels,
-            family: None,
-            version: None,
+            cluster_labels: render_labels(&[("cluster", &cfg.name)]),
             coordinator: None,
             catalog: Vec::new(),
             targets: BTreeMap::new(),
             statement: None,
-            last_refresh: None,
-            refresh_wanted: true,
-            last_refresh_error: None,
+            slots: Arc::new(Semaphore::new(cfg.concurrency)),
+            refresh: Refresh {
+                wanted: true,
+                ..Refresh::default()
+            },
             stats: Stats::default(),
-            cfg,
+            cfg: Arc::new(cfg),
         };
-        runner.family = runner.cfg.family.fixed();
+        runner.sync_targets();
         runner
     }
 
@@ -149,15 +144,32 @@ impl Runner {
         &self.cfg.name
     }
 
-    /// Rounds on the interval until `shutdown` changes; an in-flight round is
-    /// abandoned at shutdown. Publishes every round into `snapshot`.
-    pub async fn run(mut self, snapshot: Arc<Snapshot>, mut shutdown: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.cfg.scrape_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Rounds on the interval until `shutdown` changes or the configuration
+    /// channel closes (the cluster was removed); an in-flight round is
+    /// abandoned then. A new configuration is applied between rounds.
+    /// Publishes every round into `snapshot`.
+    pub async fn run(
+        mut self,
+        snapshot: Arc<Snapshot>,
+        mut config: watch::Receiver<ClusterConfig>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticker = ticker(self.cfg.scrape_interval);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = shutdown.changed() => break,
+                changed = config.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let new = config.borrow_and_update().clone();
+                    if new.scrape_interval != self.cfg.scrape_interval {
+                        ticker = ticker_from_now(new.scrape_interval);
+                    }
+                    self.reconfigure(new);
+                    continue;
+                }
             }
             tokio::select! {
                 _ = self.round() => {}
@@ -168,110 +180,150 @@ impl Runner {
         self.close();
     }
 
-    /// Closes every pool; the connections end with them.
+    /// Closes every pool and cancels running work; the connections end with them.
     fn close(&mut self) {
-        for p in self.targets.values().filter_map(|t| t.pool.as_ref()) {
-            p.close();
+        for t in self.targets.values_mut() {
+            t.close();
         }
-        if let Some(p) = &self.coordinator {
-            p.close();
-        }
+        self.forget_coordinator();
         info!(cluster = %self.cfg.name, "closed connections");
+    }
+
+    fn forget_coordinator(&mut self) {
+        if let Some(job) = self.refresh.job.take() {
+            job.abort();
+        }
+        if let Some(c) = self.coordinator.take() {
+            c.pool.close();
+        }
+    }
+
+    /// Applies a reloaded configuration. Pools are kept unless a setting
+    /// they connect with changed; then the next round reconnects from scratch.
+    fn reconfigure(&mut self, new: ClusterConfig) {
+        let reconnect = connection_settings(&self.cfg) != connection_settings(&new);
+        if new.concurrency != self.cfg.concurrency {
+            self.slots = Arc::new(Semaphore::new(new.concurrency));
+        }
+        self.cfg = Arc::new(new);
+        if reconnect {
+            info!(cluster = %self.cfg.name, "connection settings changed: reconnecting");
+            for t in self.targets.values_mut() {
+                t.close();
+            }
+            self.targets.clear();
+            self.forget_coordinator();
+            self.statement = None;
+            self.refresh.retry.succeeded();
+        }
+        if let Some(c) = &self.coordinator {
+            self.statement = Some(Arc::from(collect::statement(
+                c.family,
+                &self.cfg.collectors,
+            )));
+        }
+        self.refresh.wanted = true;
+        self.sync_targets();
+        info!(cluster = %self.cfg.name, "configuration applied");
     }
 
     /// One round: topology when due, then every instance.
     pub async fn round(&mut self) {
         let started = Instant::now();
-        if self.refresh_due() {
-            self.refresh_topology().await;
+        let deadline = self.cfg.instance_timeout;
+        self.start_refresh(started);
+        if self.coordinator.is_none() {
+            // Nothing can be collected before the coordinator tells the family.
+            self.finish_refresh(started + deadline).await;
         }
-        let results = self.collect_all().await;
-        for (dbid, result, took) in results {
-            self.record(dbid, result, took);
-        }
+        self.collect_all().await;
+        self.finish_refresh(started + deadline).await;
         self.stats.rounds += 1;
         self.stats.last_round = started.elapsed();
         self.stats.last_round_end = Some(SystemTime::now());
         debug!(cluster = %self.cfg.name, seconds = self.stats.last_round.as_secs_f64(), "round done");
     }
 
-    fn refresh_due(&self) -> bool {
-        match self.last_refresh {
-            None => true,
-            Some(t) => self.refresh_wanted || t.elapsed() >= self.cfg.topology_refresh,
+    /// Starts a catalog read when one is due and none is running.
+    fn start_refresh(&mut self, now: Instant) {
+        let r = &mut self.refresh;
+        let due = r.wanted
+            || r.last_start
+                .is_none_or(|t| now.duration_since(t) >= self.cfg.topology_refresh);
+        if let Some(job) = r.job.take() {
+            if job.age() < stuck_after(self.cfg.scrape_interval) {
+                r.job = Some(job);
+                return;
+            }
+            warn!(cluster = %self.cfg.name, "abandoning a catalog read that never answered");
+            job.abort();
+        }
+        if !due || !r.retry.ready(now) {
+            return;
+        }
+        r.last_start = Some(now);
+        let cfg = self.cfg.clone();
+        let known = self.coordinator.clone();
+        r.job = Some(Job::spawn(read_topology(cfg, known)));
+    }
+
+    /// Waits for a running catalog read until `until` and applies it.
+    async fn finish_refresh(&mut self, until: Instant) {
+        let Some(job) = self.refresh.job.take() else {
+            return;
+        };
+        let wait = until.saturating_duration_since(Instant::now());
+        match job.wait(wait).await {
+            Ok((result, _)) => self.apply_refresh(result),
+            // Still running (coordinator hung or slow): look again next round.
+            Err(job) => self.refresh.job = Some(job),
         }
     }
 
-    async fn refresh_topology(&mut self) {
-        self.last_refresh = Some(Instant::now());
-        match self.read_topology().await {
-            Ok(rows) => {
-                self.stats.refresh_ok += 1;
-                self.refresh_wanted = false;
-                if self.last_refresh_error.take().is_some() {
+    fn apply_refresh(&mut self, result: Result<TopologyRead, ScrapeError>) {
+        let r = &mut self.refresh;
+        match result {
+            Ok(read) => {
+                r.ok += 1;
+                r.wanted = false;
+                r.retry.succeeded();
+                if r.last_error.take().is_some() {
                     info!(cluster = %self.cfg.name, "coordinator catalog readable again");
                 }
-                if rows != self.catalog {
-                    info!(cluster = %self.cfg.name, rows = rows.len(), "topology read");
-                    self.catalog = rows;
+                if let Some(c) = read.reached {
+                    self.adopt_coordinator(c);
+                }
+                if read.rows != self.catalog {
+                    info!(cluster = %self.cfg.name, rows = read.rows.len(), "topology read");
+                    self.catalog = read.rows;
                 }
             }
             Err(e) => {
-                self.stats.refresh_failed += 1;
-                if self.last_refresh_error.as_ref() != Some(&e) {
+                r.failed += 1;
+                r.retry.failed(Instant::now(), self.cfg.scrape_interval);
+                if r.last_error.as_ref() != Some(&e) {
                     warn!(cluster = %self.cfg.name, error = %e,
                           "cannot read gp_segment_configuration; keeping the last known topology");
                 }
-                self.last_refresh_error = Some(e);
+                r.last_error = Some(e);
             }
         }
         self.sync_targets();
     }
 
-    async fn read_topology(&mut self) -> Result<Vec<SegmentRow>, ScrapeError> {
-        let pool = self.coordinator_pool().await?;
-        let deadline = self.cfg.instance_timeout;
-        let read = async {
-            let client = pool.get().await?;
-            Ok::<_, ScrapeError>(topology::read_catalog(&**client).await?)
-        };
-        let rows = timeout(deadline, read)
-            .await
-            .map_err(|_| timed_out(deadline))??;
-        if !rows
-            .iter()
-            .any(|r| r.is_coordinator() && r.is_scrape_target())
-        {
-            return Err(ScrapeError::new(
-                ErrorKind::NotGreenplum,
-                "gp_segment_configuration has no active coordinator row (content -1, role p)",
-            ));
+    fn adopt_coordinator(&mut self, c: Coordinator) {
+        info!(cluster = %self.cfg.name, family = c.family.name(), version = %c.version,
+              "coordinator reached");
+        if !c.reserved_usable {
+            warn!(cluster = %self.cfg.name, user = %self.cfg.user,
+                  "the exporter's role cannot use superuser_reserved_connections: it will be \
+                   refused like any client when a segment is full; connect as a superuser");
         }
-        Ok(rows)
-    }
-
-    /// The coordinator pool, detecting the family on first contact when `auto`.
-    async fn coordinator_pool(&mut self) -> Result<Pool, ScrapeError> {
-        if let Some(pool) = &self.coordinator {
-            return Ok(pool.clone());
-        }
-        let candidates: Vec<Family> = match self.cfg.family.fixed() {
-            Some(f) => vec![f],
-            None => Family::PROBE_ORDER.to_vec(),
-        };
-        let mut last_err = None;
-        for family in candidates {
-            let pool = pool::build(&self.cfg, &self.coordinator_endpoint(family));
-            match self.server_version(&pool).await {
-                Ok(version) => return self.adopt_coordinator(pool, family, version),
-                Err(e) if self.cfg.family.fixed().is_none() && refuses_utility_option(&e) => {
-                    debug!(cluster = %self.cfg.name, family = family.name(), error = %e, "not this family");
-                    last_err = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_err.expect("at least one candidate family"))
+        self.statement = Some(Arc::from(collect::statement(
+            c.family,
+            &self.cfg.collectors,
+        )));
+        self.coordinator = Some(c);
     }
 
     fn coordinator_endpoint(&self, family: Family) -> Endpoint {
@@ -282,117 +334,54 @@ impl Runner {
         }
     }
 
-    async fn server_version(&self, pool: &Pool) -> Result<String, ScrapeError> {
-        let deadline = self.cfg.instance_timeout;
-        let query = async {
-            let client = pool.get().await?;
-            let row = client.query_one("SELECT version()", &[]).await?;
-            Ok::<String, ScrapeError>(row.get(0))
-        };
-        timeout(deadline, query)
-            .await
-            .map_err(|_| timed_out(deadline))?
-    }
-
-    fn adopt_coordinator(
-        &mut self,
-        pool: Pool,
-        probed: Family,
-        version: String,
-    ) -> Result<Pool, ScrapeError> {
-        let detected = ServerVersion::parse(&version).map(|v| v.family());
-        let family = match (self.cfg.family.fixed(), detected) {
-            (Some(f), _) => f,
-            (None, Some(f)) => f,
-            (None, None) => {
-                return Err(ScrapeError::new(
-                    ErrorKind::NotGreenplum,
-                    format!("version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"),
-                ))
-            }
-        };
-        // Late GP7 also accepts gp_session_role; use the family's own option anyway.
-        let pool = if family == probed {
-            pool
-        } else {
-            pool.close();
-            pool::build(&self.cfg, &self.coordinator_endpoint(family))
-        };
-        info!(cluster = %self.cfg.name, family = family.name(), %version, "coordinator reached");
-        self.family = Some(family);
-        self.version = Some(version);
-        self.statement = Some(Arc::from(collect::statement(family, &self.cfg.collectors)));
-        self.coordinator = Some(pool.clone());
-        Ok(pool)
-    }
-
     /// Makes the targets follow the catalog: new primaries get a pool, gone ones
     /// lose theirs, moved ones (failover) get a new pool under the same dbid.
     fn sync_targets(&mut self) {
-        let Some(family) = self.family else {
-            self.ensure_coordinator_placeholder();
-            return;
-        };
-        let wanted: Vec<SegmentRow> = if self.catalog.is_empty() {
-            vec![self.coordinator_placeholder_row()]
-        } else {
-            self.catalog
+        let family = self.coordinator.as_ref().map(|c| c.family);
+        let wanted: Vec<SegmentRow> = match family {
+            Some(_) if !self.catalog.is_empty() => self
+                .catalog
                 .iter()
                 .filter(|r| r.is_scrape_target())
                 .cloned()
-                .collect()
+                .collect(),
+            _ => vec![self.coordinator_placeholder_row()],
         };
+        let cluster = self.cfg.name.clone();
         self.targets.retain(|dbid, t| {
             let keep = wanted.iter().any(|r| r.dbid == *dbid);
-            if let (false, Some(p)) = (keep, &t.pool) {
-                p.close();
+            if !keep {
+                info!(%cluster, dbid, content = t.row.content, "instance no longer scraped");
+                t.close();
             }
             keep
         });
         for row in wanted {
-            let endpoint = self.endpoint_of(&row, family);
+            let fallback = self.cfg.family.fixed().unwrap_or(Family::PROBE_ORDER[0]);
+            let endpoint = self.endpoint_of(&row, family.unwrap_or(fallback));
             let labels = self.labels_of(&row);
-            let current = self.targets.get(&row.dbid);
-            let unchanged = current.is_some_and(|t| t.endpoint == endpoint && t.pool.is_some());
-            let fresh_pool = (!unchanged).then(|| self.pool_for(&row, &endpoint));
-            let target = self.targets.entry(row.dbid).or_insert_with(|| Target {
-                row: row.clone(),
-                labels: String::new(),
-                endpoint: endpoint.clone(),
-                pool: None,
-                state: InstanceState::default(),
-            });
-            if let Some(pool) = fresh_pool {
-                if let Some(old) = target.pool.replace(pool) {
-                    info!(cluster = %self.cfg.name, dbid = row.dbid, content = row.content,
+            let pool = family.map(|_| self.pool_for(&row, &endpoint));
+            let Some(t) = self.targets.get_mut(&row.dbid) else {
+                self.targets
+                    .insert(row.dbid, Target::new(row, labels, endpoint, pool));
+                continue;
+            };
+            if t.endpoint != endpoint || t.pool.is_none() {
+                if t.pool.is_some() {
+                    info!(%cluster, dbid = row.dbid, content = row.content,
                           address = %endpoint.host, port = endpoint.port, "instance moved");
-                    old.close();
                 }
+                t.close();
+                t.pool = pool;
+                t.endpoint = endpoint;
             }
-            target.endpoint = endpoint;
-            target.labels = labels;
-            target.row = row;
+            t.labels = labels;
+            t.row = row;
         }
     }
 
-    /// Before the coordinator was ever reached there is no family and no
-    /// catalog: show the coordinator as a target that is down, with the reason.
-    fn ensure_coordinator_placeholder(&mut self) {
-        let row = self.coordinator_placeholder_row();
-        if self.targets.contains_key(&row.dbid) {
-            return;
-        }
-        let family = self.cfg.family.fixed().unwrap_or(Family::PROBE_ORDER[0]);
-        let target = Target {
-            labels: self.labels_of(&row),
-            pool: None,
-            endpoint: self.coordinator_endpoint(family),
-            row,
-            state: InstanceState::default(),
-        };
-        self.targets.insert(target.row.dbid, target);
-    }
-
+    /// Before the coordinator was reached there is no family and no catalog:
+    /// the coordinator is shown as a target that is down, with the reason.
     fn coordinator_placeholder_row(&self) -> SegmentRow {
         SegmentRow {
             dbid: COORDINATOR_DBID,
@@ -424,7 +413,7 @@ impl Runner {
 
     fn pool_for(&self, row: &SegmentRow, endpoint: &Endpoint) -> Pool {
         match &self.coordinator {
-            Some(p) if row.is_coordinator() => p.clone(),
+            Some(c) if row.is_coordinator() => c.pool.clone(),
             _ => pool::build(&self.cfg, endpoint),
         }
     }
@@ -441,69 +430,43 @@ impl Runner {
         ])
     }
 
-    async fn collect_all(&self) -> Vec<(i16, Result<Vec<Row>, ScrapeError>, Duration)> {
-        let jobs: Vec<(i16, Option<Pool>)> = self
-            .targets
-            .iter()
-            .map(|(dbid, t)| (*dbid, t.pool.clone()))
-            .collect();
-        let statement = self.statement.clone();
-        let no_topology = self.last_refresh_error.clone();
-        let deadline = self.cfg.instance_timeout;
-        let stale_after = self.cfg.prepared_age_threshold.as_secs_f64();
-        futures::stream::iter(jobs)
-            .map(|(dbid, pool)| {
-                let statement = statement.clone();
-                let no_topology = no_topology.clone();
-                async move {
-                    let started = Instant::now();
-                    let result = match (statement, pool) {
-                        (Some(sql), Some(pool)) => {
-                            collect_instance(&pool, &sql, stale_after, deadline).await
-                        }
-                        _ => Err(no_topology.unwrap_or_else(|| {
-                            ScrapeError::new(ErrorKind::NoTopology, "coordinator not reached yet")
-                        })),
-                    };
-                    (dbid, result, started.elapsed())
-                }
-            })
-            .buffer_unordered(self.cfg.concurrency)
-            .collect()
-            .await
-    }
-
-    fn record(&mut self, dbid: i16, result: Result<Vec<Row>, ScrapeError>, took: Duration) {
-        let cluster = self.cfg.name.clone();
-        let Some(t) = self.targets.get_mut(&dbid) else {
+    async fn collect_all(&mut self) {
+        let Some(statement) = self.statement.clone() else {
+            let e = self.refresh.last_error.clone().unwrap_or_else(|| {
+                ScrapeError::new(ErrorKind::NoTopology, "coordinator not reached yet")
+            });
+            for t in self.targets.values_mut() {
+                t.record_error(&self.cfg.name, e.clone());
+            }
             return;
         };
-        let s = &mut t.state;
-        s.duration = took;
-        let was_up = s.up;
-        match result {
-            Ok(rows) => {
-                s.rows = rows;
-                s.up = Some(true);
-                s.last_success = Some(SystemTime::now());
-                s.last_error = None;
-                if was_up != Some(true) {
-                    info!(%cluster, content = t.row.content, dbid, address = %t.endpoint.host,
-                          port = t.endpoint.port, "instance up");
-                }
-            }
-            Err(e) => {
-                s.rows.clear();
-                s.up = Some(false);
-                *s.errors.entry(e.kind).or_default() += 1;
-                if was_up != Some(false) {
-                    warn!(%cluster, content = t.row.content, dbid, address = %t.endpoint.host,
-                          port = t.endpoint.port, error = %e, "instance down");
-                }
+        let plan = Plan {
+            statement,
+            stale_after_seconds: self.cfg.prepared_age_threshold.as_secs_f64(),
+            slots: self.slots.clone(),
+            deadline: self.cfg.instance_timeout,
+            interval: self.cfg.scrape_interval,
+        };
+        let now = Instant::now();
+        let jobs: Vec<_> = self
+            .targets
+            .iter_mut()
+            .filter_map(|(dbid, t)| Some((*dbid, t.job_for_round(now, &plan)?)))
+            .collect();
+        // Concurrency is bounded by `plan.slots` inside the jobs; waiting is free.
+        let outcomes = futures::future::join_all(
+            jobs.into_iter()
+                .map(|(dbid, job)| async move { (dbid, job.wait(plan.deadline).await) }),
+        )
+        .await;
+        for (dbid, outcome) in outcomes {
+            let Some(t) = self.targets.get_mut(&dbid) else {
+                continue;
+            };
+            if let Some(e) = t.record(&self.cfg.name, outcome, &plan) {
                 if e.is_connection_failure() {
-                    self.refresh_wanted = true;
+                    self.refresh.wanted = true;
                 }
-                s.last_error = Some(e);
             }
         }
     }
@@ -514,7 +477,7 @@ impl Runner {
         let mut targets: Vec<&Target> = self.targets.values().collect();
         targets.sort_by_key(|t| (t.row.content, t.row.dbid));
         for t in targets {
-            self.render_target(t, &mut w);
+            t.render(&self.cfg, &mut w);
         }
         if self.cfg.collector_enabled(CollectorName::Topology) {
             collect::topology::write(
@@ -528,45 +491,16 @@ impl Runner {
         w
     }
 
-    fn render_target(&self, t: &Target, w: &mut Writer) {
-        let s = &t.state;
-        let Some(up) = s.up else { return };
-        let l = &t.labels;
-        w.sample(&UP, l, &[], f64::from(u8::from(up)));
-        w.sample(&DURATION, l, &[], s.duration.as_secs_f64());
-        if let Some(ts) = s.last_success {
-            w.sample(&LAST_SUCCESS, l, &[], unix_seconds(ts));
-        }
-        for (kind, n) in &s.errors {
-            w.sample(&ERRORS, l, &[("kind", kind.label())], *n as f64);
-        }
-        if let Some(e) = &s.last_error {
-            let sqlstate = e.sqlstate.as_deref().unwrap_or("");
-            w.sample(
-                &LAST_ERROR,
-                l,
-                &[("kind", e.kind.label()), ("sqlstate", sqlstate)],
-                1.0,
-            );
-        }
-        if up {
-            let ctx = Ctx {
-                labels: l,
-                content: t.row.content,
-                cluster: &self.cfg,
-            };
-            collect::write_instance(&s.rows, &self.cfg.collectors, &ctx, w);
-        }
-    }
-
     fn render_cluster(&self, w: &mut Writer) {
         let l = &self.cluster_labels;
-        if let (Some(family), Some(version)) = (self.family, &self.version) {
+        if let Some(c) = &self.coordinator {
+            let labels = [("family", c.family.name()), ("version", c.version.as_str())];
+            w.sample(&CLUSTER_INFO, l, &labels, 1.0);
             w.sample(
-                &CLUSTER_INFO,
+                &RESERVED_USABLE,
                 l,
-                &[("family", family.name()), ("version", version)],
-                1.0,
+                &[],
+                f64::from(u8::from(c.reserved_usable)),
             );
         }
         w.sample(&ROUND_DURATION, l, &[], self.stats.last_round.as_secs_f64());
@@ -576,54 +510,126 @@ impl Runner {
             w.sample(&ROUND_TIMESTAMP, l, &[], unix_seconds(ts));
         }
         w.sample(&TARGETS, l, &[], self.targets.len() as f64);
-        w.sample(
-            &TOPOLOGY_REFRESHES,
-            l,
-            &[("result", "success")],
-            self.stats.refresh_ok as f64,
-        );
-        w.sample(
-            &TOPOLOGY_REFRESHES,
-            l,
-            &[("result", "error")],
-            self.stats.refresh_failed as f64,
-        );
+        let pending = self.targets.values().filter(|t| t.is_pending()).count();
+        w.sample(&PENDING, l, &[], pending as f64);
+        for (result, n) in [("success", self.refresh.ok), ("error", self.refresh.failed)] {
+            w.sample(&TOPOLOGY_REFRESHES, l, &[("result", result)], n as f64);
+        }
     }
 }
 
-/// Runs the round's single statement on one instance within `deadline`.
-async fn collect_instance(
-    pool: &Pool,
-    sql: &str,
-    stale_after_seconds: f64,
-    deadline: Duration,
-) -> Result<Vec<Row>, ScrapeError> {
-    let work = async {
-        let client = pool.get().await?;
-        let statement = client.prepare_typed_cached(sql, &[Type::FLOAT8]).await?;
-        let rows = client.query(&statement, &[&stale_after_seconds]).await?;
-        Ok::<_, ScrapeError>(rows.iter().map(decode_row).collect())
-    };
-    timeout(deadline, work)
-        .await
-        .map_err(|_| timed_out(deadline))?
-}
-
-fn decode_row(r: &tokio_postgres::Row) -> Row {
-    Row {
-        collector: r.get(0),
-        item: r.get(1),
-        label1: r.get::<_, Option<String>>(2).unwrap_or_default(),
-        label2: r.get::<_, Option<String>>(3).unwrap_or_default(),
-        value: r.get::<_, Option<f64>>(4).unwrap_or(0.0),
-    }
-}
-
-fn timed_out(deadline: Duration) -> ScrapeError {
-    ScrapeError::new(
-        ErrorKind::Timeout,
-        format!("no answer within {}", humantime::format_duration(deadline)),
+/// Settings a pool connects with; a reload that changes one reconnects.
+fn connection_settings(c: &ClusterConfig) -> impl PartialEq + '_ {
+    (
+        (&c.host, c.port, &c.database, &c.user, &c.password, c.family),
+        (c.pool_size, c.statement_timeout, c.lock_timeout),
+        (c.instance_timeout, c.connect_timeout),
     )
+}
+
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// A ticker whose first tick is one period from now.
+fn ticker_from_now(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Reads the catalog, first reaching the coordinator (and detecting its
+/// family when `auto`) if `known` is `None`.
+async fn read_topology(
+    cfg: Arc<ClusterConfig>,
+    known: Option<Coordinator>,
+) -> Result<TopologyRead, ScrapeError> {
+    let (pool, reached) = match known {
+        Some(c) => (c.pool, None),
+        None => {
+            let c = reach_coordinator(&cfg).await?;
+            (c.pool.clone(), Some(c))
+        }
+    };
+    let client = Checkout::get(&pool).await?;
+    let rows = topology::read_catalog(&***client).await;
+    client.release();
+    let rows = rows?;
+    if !rows
+        .iter()
+        .any(|r| r.is_coordinator() && r.is_scrape_target())
+    {
+        return Err(ScrapeError::new(
+            ErrorKind::NotGreenplum,
+            "gp_segment_configuration has no active coordinator row (content -1, role p)",
+        ));
+    }
+    Ok(TopologyRead { reached, rows })
+}
+
+/// What the exporter learns from the coordinator on first contact.
+const IDENTIFY_SQL: &str = "SELECT version(), \
+     current_setting('is_superuser') = 'on' OR EXISTS ( \
+       SELECT 1 FROM pg_roles r WHERE r.rolname = 'pg_use_reserved_connections' \
+       AND pg_has_role(current_user, r.oid, 'USAGE'))";
+
+/// Connects to the coordinator in utility mode; with `family = auto` tries
+/// each family's option until one is accepted, then reads `version()`.
+async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeError> {
+    let fixed = cfg.family.fixed();
+    let candidates = fixed.map_or(Family::PROBE_ORDER.to_vec(), |f| vec![f]);
+    let mut last_err = None;
+    for probed in candidates {
+        let endpoint = Endpoint {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            family: probed,
+        };
+        let pool = pool::build(cfg, &endpoint);
+        match identify(&pool).await {
+            Ok((version, reserved_usable)) => {
+                let family = match (fixed, ServerVersion::parse(&version)) {
+                    (Some(f), _) => f,
+                    (None, Some(v)) => v.family(),
+                    (None, None) => {
+                        return Err(ScrapeError::new(
+                            ErrorKind::NotGreenplum,
+                            format!("version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"),
+                        ))
+                    }
+                };
+                // Late GP7 also accepts gp_session_role; use the family's own option anyway.
+                let pool = if family == probed {
+                    pool
+                } else {
+                    pool.close();
+                    pool::build(cfg, &Endpoint { family, ..endpoint })
+                };
+                return Ok(Coordinator {
+                    pool,
+                    family,
+                    version,
+                    reserved_usable,
+                });
+            }
+            Err(e) if fixed.is_none() && refuses_utility_option(&e) => {
+                debug!(cluster = %cfg.name, family = probed.name(), error = %e, "not this family");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.expect("at least one candidate family"))
+}
+
+async fn identify(pool: &Pool) -> Result<(String, bool), ScrapeError> {
+    let client = Checkout::get(pool).await?;
+    let row = client.query_one(IDENTIFY_SQL, &[]).await;
+    client.release();
+    let row = row?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
 /// The server refused the family's utility option: try the other family.
@@ -635,10 +641,4 @@ fn refuses_utility_option(e: &ScrapeError) -> bool {
         Some("57P03") => e.message.contains("utility mode"),
         _ => false,
     }
-}
-
-fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
