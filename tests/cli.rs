@@ -35,7 +35,10 @@ fn invalid_config_names_the_key_and_exits_2() {
             "scrape_interval",
         ),
         ("[[clusters]]\nhost = \"mdw\"\nsurprise = 1\n", "surprise"),
-        ("[web]\nlisten_address = \"nowhere\"\n", "web.listen_address"),
+        (
+            "[web]\nlisten_address = \"nowhere\"\n",
+            "web.listen_address",
+        ),
     ];
     for (text, key) in cases {
         let (out, stderr) = run_with_config(text);
@@ -47,9 +50,8 @@ fn invalid_config_names_the_key_and_exits_2() {
 
 #[test]
 fn inline_password_is_refused_without_echoing_it() {
-    let (out, stderr) = run_with_config(
-        "[[clusters]]\nhost = \"mdw\"\npassword = \"correct-horse-battery\"\n",
-    );
+    let (out, stderr) =
+        run_with_config("[[clusters]]\nhost = \"mdw\"\npassword = \"correct-horse-battery\"\n");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("clusters[0].password"), "{stderr}");
     assert!(!stderr.contains("correct-horse-battery"), "{stderr}");
