@@ -31,12 +31,15 @@
 #include "nodes/pg_list.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 PG_MODULE_MAGIC;
 
@@ -83,6 +86,7 @@ static int	gpemu_dbid = 1;
 static int	gp_contentid = -1;
 static int	gp_dbid = 1;
 static char *gp_server_version = NULL;
+static int	gpemu_catalog_delay = 0;	/* ms per gpemu_sess_id() call */
 
 /* Per-connection options. */
 static int	gp_session_role = GPEMU_ROLE_DISPATCH;	/* GP6 only */
@@ -384,12 +388,38 @@ lookup_backend(int pid, GpemuBackend *result)
 	return found;
 }
 
+/*
+ * Sleeps gpemu.catalog_delay ms, waking for interrupts so that
+ * statement_timeout and pg_cancel_backend() end the statement at once.
+ */
+static void
+catalog_delay(void)
+{
+	TimestampTz until;
+
+	if (gpemu_catalog_delay <= 0)
+		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gpemu_catalog_delay);
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+		CHECK_FOR_INTERRUPTS();
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
 /* gpemu_sess_id(pid int4) returns int4: declared gp_session_id, else -1. */
 Datum
 gpemu_sess_id(PG_FUNCTION_ARGS)
 {
 	GpemuBackend backend;
 
+	catalog_delay();
 	if (lookup_backend(PG_GETARG_INT32(0), &backend))
 		PG_RETURN_INT32(backend.sess_id);
 	PG_RETURN_INT32(-1);
@@ -456,6 +486,14 @@ _PG_init(void)
 							1, 0, INT_MAX,
 							PGC_POSTMASTER,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gpemu.catalog_delay",
+							"Milliseconds each gpemu_sess_id() call sleeps.",
+							"Makes pg_stat_activity and pg_locks slow, to test the exporter's statement_timeout.",
+							&gpemu_catalog_delay,
+							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("gpemu");
 

@@ -185,7 +185,6 @@ const COMMON_CONF: &str = "
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 16MB
 max_wal_size = 256MB
@@ -397,10 +396,21 @@ impl Cluster {
         login: Login,
         mode: Mode,
     ) -> Result<Client, tokio_postgres::Error> {
+        self.connect_to(content, DATABASE, login, mode).await
+    }
+
+    /// Like [`Cluster::connect`], to database `db`.
+    pub async fn connect_to(
+        &self,
+        content: i16,
+        db: &str,
+        login: Login,
+        mode: Mode,
+    ) -> Result<Client, tokio_postgres::Error> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host("127.0.0.1")
             .port(self.instance(content).port)
-            .dbname(DATABASE)
+            .dbname(db)
             .user(login.user())
             .password(login.password())
             .connect_timeout(Duration::from_secs(10));
@@ -434,6 +444,19 @@ impl Cluster {
             .await
             .with_context(|| sql.to_owned())?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Makes `pg_stat_activity` and `pg_locks` slow on an instance: every
+    /// row costs `ms` milliseconds (`gpemu.catalog_delay`, 0 to stop).
+    pub async fn set_catalog_delay(&self, content: i16, ms: u32) -> Result<()> {
+        let client = self.admin(content).await?;
+        // Two statements: ALTER SYSTEM refuses to run in the implicit
+        // transaction of a multi-statement batch.
+        client
+            .batch_execute(&format!("ALTER SYSTEM SET gpemu.catalog_delay = {ms}"))
+            .await?;
+        client.batch_execute("SELECT pg_reload_conf()").await?;
+        Ok(())
     }
 
     /// Stops one instance at once, as a crash would (`pg_ctl stop -m immediate`).

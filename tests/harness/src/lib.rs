@@ -17,7 +17,7 @@ pub use catalog::CatalogRow;
 pub use cluster::{Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode};
 pub use family::Family;
 pub use load::{Held, SessionState};
-pub use process::is_alive;
+pub use process::{is_alive, KillOnDrop};
 
 /// Name of the cluster's superuser (Greenplum's conventional administrator).
 pub const SUPERUSER: &str = "gpadmin";

@@ -238,6 +238,42 @@ impl Cluster {
         }
     }
 
+    /// Starts `psql` as a session of role `user` (raw bytes: libpq sends the
+    /// name as is, so it need not be UTF-8) in utility mode on an instance,
+    /// sleeping in a query until the returned process is killed. Returns once
+    /// the instance shows the session.
+    pub async fn raw_user_session(
+        &self,
+        content: i16,
+        user: &[u8],
+        password: &str,
+    ) -> Result<crate::process::KillOnDrop> {
+        use std::os::unix::ffi::OsStrExt;
+        let inst = self.instance(content);
+        let child = std::process::Command::new(crate::process::bin_dir().join("psql"))
+            .args(["-X", "-q", "-h", "127.0.0.1", "-p", &inst.port.to_string()])
+            .args(["-d", crate::DATABASE, "-c", "SELECT pg_sleep(3600)"])
+            .env("PGUSER", std::ffi::OsStr::from_bytes(user))
+            .env("PGPASSWORD", password)
+            .env("PGOPTIONS", self.family().utility_options())
+            .env("PGAPPNAME", crate::APPLICATION_NAME)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("spawning psql")?;
+        let guard = crate::process::KillOnDrop(child);
+        let hex: String = user.iter().map(|b| format!("{b:02x}")).collect();
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) > 0 FROM pg_stat_activity \
+                 WHERE textsend(usename::text) = '\\x{hex}'::bytea AND state = 'active'"
+            ),
+        )
+        .await?;
+        Ok(guard)
+    }
+
     /// Polls a boolean query on an instance (superuser, utility mode) until it is true.
     pub async fn wait_until(&self, content: i16, sql: &str) -> Result<()> {
         let client = self.admin(content).await?;

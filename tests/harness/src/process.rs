@@ -132,3 +132,13 @@ pub(crate) fn signal_all(pids: &[i32], signal: Signal) {
         let _ = kill(Pid::from_raw(pid), signal);
     }
 }
+
+/// A child process killed (and reaped) when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
