@@ -266,6 +266,47 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Reads back one label value of the text format, strictly: the only
+    /// escapes are `\\`, `\"` and `\n`, and the value ends at an unescaped quote.
+    fn unescape(rendered: &str) -> Option<(String, &str)> {
+        let mut out = String::new();
+        let mut chars = rendered.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next()?.1 {
+                    '\\' => out.push('\\'),
+                    '"' => out.push('"'),
+                    'n' => out.push('\n'),
+                    _ => return None,
+                },
+                '"' => return Some((out, &rendered[i + 1..])),
+                '\n' => return None,
+                c => out.push(c),
+            }
+        }
+        None
+    }
+
+    proptest! {
+        /// Names from the database, arbitrary bytes decoded leniently as the
+        /// collectors do, survive the exposition unchanged and on one line.
+        #[test]
+        fn label_values_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            static D: Desc = Desc::gauge("greenplum_test", "t");
+            let value = String::from_utf8_lossy(&bytes).into_owned();
+            let mut w = Writer::default();
+            w.sample(&D, &render_labels(&[("cluster", "c")]), &[("usename", &value)], 1.0);
+            let text = w.encode();
+            let line = text.lines().nth(2).unwrap();
+            prop_assert_eq!(text.lines().count(), 3);
+            let rest = line.strip_prefix("greenplum_test{cluster=\"c\",usename=\"").unwrap();
+            let (back, tail) = unescape(rest).unwrap();
+            prop_assert_eq!(back, value);
+            prop_assert_eq!(tail, "} 1");
+        }
+    }
 
     static A: Desc = Desc::gauge("greenplum_test_a", "A test gauge.");
     static B: Desc = Desc::counter("greenplum_test_b_total", "A test counter.");

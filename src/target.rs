@@ -163,7 +163,7 @@ impl Target {
 
     fn failed(&mut self, cluster: &str, e: ScrapeError) -> &ScrapeError {
         let s = &mut self.state;
-        if s.up != Some(false) || s.last_error.as_ref().map(|l| l.kind) != Some(e.kind) {
+        if s.up != Some(false) {
             warn!(%cluster, content = self.row.content, dbid = self.row.dbid,
                   address = %self.endpoint.host, port = self.endpoint.port, error = %e,
                   "instance down");

@@ -35,6 +35,41 @@ fn invalid_config_names_the_key_and_exits_2() {
             "scrape_interval",
         ),
         ("[[clusters]]\nhost = \"mdw\"\nsurprise = 1\n", "surprise"),
+        ("[[clusters]]\nhost = \"mdw\"\nport = \"five\"\n", "port"),
+        (
+            "[[clusters]]\nhost = \"mdw\"\nport = 0\n",
+            "clusters[0].port",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\nscrape_interval = \"0s\"\n",
+            "clusters[0].scrape_interval",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\nconcurrency = 0\n",
+            "clusters[0].concurrency",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\ncollectors = [\"connections\", \"gossip\"]\n",
+            "gossip",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\npassword_file = \"/nonexistent/pw\"\n",
+            "clusters[0].password_file",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\npassword_file = \"/\"\n",
+            "clusters[0].password_file",
+        ),
+        (
+            "[[clusters]]\nhost = \"mdw\"\npassword_env = \"GPSE_TEST_UNSET_VARIABLE\"\n",
+            "clusters[0].password_env",
+        ),
+        (
+            "[[clusters]]\nname = \"a\"\nhost = \"x\"\n[[clusters]]\nname = \"a\"\nhost = \"y\"\n",
+            "clusters[1].name",
+        ),
+        ("[[clusters]]\nhost = [1, 2]\n", "host"),
+        ("this is not toml", "exporter.toml"),
         (
             "[web]\nlisten_address = \"nowhere\"\n",
             "web.listen_address",

@@ -75,6 +75,59 @@ impl Exporter {
         self.child.id()
     }
 
+    /// Sends a signal to the exporter process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal)?;
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Replaces the configuration file (for a reload with SIGHUP).
+    pub fn rewrite_config(&self, config: &str) -> Result<()> {
+        std::fs::write(&self.config_path, config)?;
+        Ok(())
+    }
+
+    /// The exporter's established TCP connections to `port` on loopback.
+    pub fn connections_to(&self, port: u16) -> Result<usize> {
+        let pid = self.child.id();
+        let mut inodes = std::collections::HashSet::new();
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+            let link = std::fs::read_link(fd?.path()).unwrap_or_default();
+            let link = link.to_string_lossy();
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_owned());
+            }
+        }
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))?;
+        let remote = format!(":{port:04X}");
+        Ok(table
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            // local_address rem_address st ... inode (field 9)
+            .filter(|f| f.len() > 9 && f[2].ends_with(&remote) && f[3] == "01")
+            .filter(|f| inodes.contains(f[9]))
+            .count())
+    }
+
     /// GET a path; returns status and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.port, path).await
