@@ -246,9 +246,11 @@ fn decode_row(r: &tokio_postgres::Row) -> Result<Row, ScrapeError> {
     Ok(Row {
         collector: text(0)?,
         item: text(1)?,
-        label1: text(2)?,
-        label2: text(3)?,
-        value: r.try_get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+        labels: r
+            .try_get::<_, Option<Vec<LossyText>>>(2)?
+            .map(|v| v.into_iter().map(|t| t.0).collect())
+            .unwrap_or_default(),
+        value: r.try_get::<_, Option<f64>>(3)?.unwrap_or(0.0),
     })
 }
 
@@ -260,6 +262,11 @@ struct LossyText(String);
 impl<'a> FromSql<'a> for LossyText {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(LossyText(String::from_utf8_lossy(raw).into_owned()))
+    }
+
+    /// A NULL element of a label array is an empty label value.
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(LossyText(String::new()))
     }
 
     fn accepts(ty: &Type) -> bool {

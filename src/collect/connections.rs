@@ -98,15 +98,15 @@ impl Collector for Connections {
         let mut used = 0.0;
         for state in STATES {
             let n: f64 = items(rows, "state")
-                .filter(|r| r.label1 == state)
+                .filter(|r| r.label(0) == state)
                 .map(|r| r.value)
                 .sum();
             out.sample(&BY_STATE, l, &[("state", state)], n);
         }
         for r in items(rows, "state") {
             used += r.value;
-            if !STATES.contains(&r.label1.as_str()) {
-                out.sample(&BY_STATE, l, &[("state", &r.label1)], r.value);
+            if !STATES.contains(&r.label(0)) {
+                out.sample(&BY_STATE, l, &[("state", r.label(0))], r.value);
             }
         }
         out.sample(&USED, l, &[], used);
@@ -191,10 +191,10 @@ fn write_top_n<'r>(
     rows.sort_by(|a, b| {
         b.value
             .total_cmp(&a.value)
-            .then_with(|| a.label1.cmp(&b.label1))
+            .then_with(|| a.label(0).cmp(b.label(0)))
     });
     for r in rows.iter().take(n) {
-        out.sample(desc, labels, &[(label, &r.label1)], r.value);
+        out.sample(desc, labels, &[(label, r.label(0))], r.value);
     }
     if rows.len() > n {
         let rest = rows[n..].iter().map(|r| r.value).sum();

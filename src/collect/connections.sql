@@ -1,9 +1,9 @@
 -- Aggregates the client backends `a` selected by client_backends_<family>.sql.
--- Columns: collector, item, label1, label2, value.
-SELECT 'connections', 'state', coalesce(state, 'unknown'), '', count(*)::float8
-FROM a GROUP BY 3
+-- Columns: collector, item, labels, value.
+SELECT 'connections', 'state', ARRAY[coalesce(state, 'unknown')], count(*)::float8
+FROM a GROUP BY state
 UNION ALL
-SELECT 'connections', v.item, '', '', v.value
+SELECT 'connections', v.item, ARRAY[]::text[], v.value
 FROM (
     SELECT count(DISTINCT sess_id) FILTER (WHERE sess_id > 0) AS distributed,
            count(*) FILTER (WHERE sess_id <= 0) AS local,
@@ -22,8 +22,11 @@ LATERAL (VALUES
     ('oldest_active', coalesce(s.active, 0)::float8)
 ) v(item, value)
 UNION ALL
-SELECT 'connections', 'by_user', coalesce(usename, ''), '', count(*)::float8 FROM a GROUP BY 3
+SELECT 'connections', 'by_user', ARRAY[coalesce(usename, '')], count(*)::float8
+FROM a GROUP BY usename
 UNION ALL
-SELECT 'connections', 'by_database', coalesce(datname, ''), '', count(*)::float8 FROM a GROUP BY 3
+SELECT 'connections', 'by_database', ARRAY[coalesce(datname, '')], count(*)::float8
+FROM a GROUP BY datname
 UNION ALL
-SELECT 'connections', 'by_application', coalesce(application_name, ''), '', count(*)::float8 FROM a GROUP BY 3
+SELECT 'connections', 'by_application', ARRAY[coalesce(application_name, '')], count(*)::float8
+FROM a GROUP BY application_name

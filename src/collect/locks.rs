@@ -42,7 +42,7 @@ impl Collector for Locks {
         let mut waiting = 0.0;
         for r in items(rows, "waiters") {
             waiting += r.value;
-            let labels = [("locktype", r.label1.as_str()), ("mode", r.label2.as_str())];
+            let labels = [("locktype", r.label(0)), ("mode", r.label(1))];
             out.sample(&WAITERS, l, &labels, r.value);
         }
         out.sample(&WAITING, l, &[], waiting);

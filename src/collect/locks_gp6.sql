@@ -1,11 +1,11 @@
 -- Lock waits on a GP5/GP6 instance (PostgreSQL 9.4 base): no pg_blocking_pids(),
 -- so blockers are the granted holders of the same lock object as a waiter;
 -- a waiting backend shows waiting_reason 'lock' and waits since query_start.
--- Columns: collector, item, label1, label2, value.
-SELECT 'locks', 'waiters', locktype, mode, count(*)::float8
+-- Columns: collector, item, labels, value.
+SELECT 'locks', 'waiters', ARRAY[locktype, mode], count(*)::float8
 FROM pg_locks WHERE NOT granted AND pid IS NOT NULL GROUP BY locktype, mode
 UNION ALL
-SELECT 'locks', 'blockers', '', '', count(DISTINCT h.virtualtransaction)::float8
+SELECT 'locks', 'blockers', ARRAY[]::text[], count(DISTINCT h.virtualtransaction)::float8
 FROM pg_locks w
 JOIN pg_locks h
   ON h.granted
@@ -22,6 +22,6 @@ JOIN pg_locks h
  AND h.objsubid IS NOT DISTINCT FROM w.objsubid
 WHERE NOT w.granted AND w.pid IS NOT NULL
 UNION ALL
-SELECT 'locks', 'longest_wait', '', '',
+SELECT 'locks', 'longest_wait', ARRAY[]::text[],
        coalesce(max(extract(epoch FROM now() - query_start)), 0)::float8
 FROM pg_stat_activity WHERE waiting AND waiting_reason = 'lock'

@@ -2,7 +2,7 @@
 //! turns its rows into samples. The enabled collectors' statements are joined
 //! into one statement, so an instance costs one round-trip per round.
 //!
-//! Every collector's SQL returns rows of `(collector, item, label1, label2, value)`.
+//! Every collector's SQL returns rows of `(collector, item, labels text[], value)`.
 
 pub mod connections;
 pub mod locks;
@@ -19,9 +19,16 @@ use crate::metrics::Writer;
 pub struct Row {
     pub collector: String,
     pub item: String,
-    pub label1: String,
-    pub label2: String,
+    /// The row's label values, in the order its collector's SQL gives them.
+    pub labels: Vec<String>,
     pub value: f64,
+}
+
+impl Row {
+    /// Label value `i`, empty when the row has fewer.
+    pub fn label(&self, i: usize) -> &str {
+        self.labels.get(i).map_or("", String::as_str)
+    }
 }
 
 /// What a collector knows about the instance it writes for.
@@ -51,7 +58,7 @@ pub static COLLECTORS: &[&dyn Collector] = &[
 
 /// Used when only catalog collectors are on: still proves the instance answers.
 const LIVENESS_ONLY: &str =
-    "SELECT NULL::text, NULL::text, NULL::text, NULL::text, $1::float8 WHERE false";
+    "SELECT NULL::text, NULL::text, NULL::text[], $1::float8 WHERE false";
 
 /// The single statement run on every instance of a family each round. It takes
 /// one parameter, `$1 float8`: the stale prepared-transaction age in seconds.

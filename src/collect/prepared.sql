@@ -1,7 +1,7 @@
 -- Prepared (two-phase) transactions on the instance; the same on every family.
 -- $1: age in seconds above which a prepared transaction counts as stale.
--- Columns: collector, item, label1, label2, value.
-SELECT 'prepared', v.item, '', '', v.value
+-- Columns: collector, item, labels, value.
+SELECT 'prepared', v.item, ARRAY[]::text[], v.value
 FROM (
     SELECT count(*) AS n,
            max(extract(epoch FROM now() - prepared)) AS oldest,

@@ -28,11 +28,11 @@ impl Collector for Settings {
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
         for r in items(rows, "numeric") {
-            let labels = [("name", r.label1.as_str()), ("unit", r.label2.as_str())];
+            let labels = [("name", r.label(0)), ("unit", r.label(1))];
             out.sample(&NUMERIC, ctx.labels, &labels, r.value);
         }
         for r in items(rows, "text") {
-            let labels = [("name", r.label1.as_str()), ("value", r.label2.as_str())];
+            let labels = [("name", r.label(0)), ("value", r.label(1))];
             out.sample(&TEXT, ctx.labels, &labels, 1.0);
         }
     }

@@ -1,11 +1,11 @@
 -- Settings that explain the figures; the same on every family (settings a
 -- family lacks are simply absent). Numeric and boolean settings become values
 -- with their unit, others (e.g. gp_resource_manager) an info sample.
--- Columns: collector, item, label1, label2, value.
+-- Columns: collector, item, labels, value.
 SELECT 'settings',
        CASE WHEN vartype IN ('bool', 'integer', 'real') THEN 'numeric' ELSE 'text' END,
-       name,
-       CASE WHEN vartype IN ('bool', 'integer', 'real') THEN coalesce(unit, '') ELSE setting END,
+       ARRAY[name,
+             CASE WHEN vartype IN ('bool', 'integer', 'real') THEN coalesce(unit, '') ELSE setting END],
        CASE vartype
            WHEN 'bool' THEN CASE WHEN setting = 'on' THEN 1 ELSE 0 END
            WHEN 'integer' THEN setting::float8
