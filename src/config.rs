@@ -89,15 +89,17 @@ pub enum CollectorName {
     Prepared,
     Locks,
     Settings,
+    Sessions,
     Topology,
 }
 
 impl CollectorName {
-    pub const ALL: [CollectorName; 5] = [
+    pub const ALL: [CollectorName; 6] = [
         CollectorName::Connections,
         CollectorName::Prepared,
         CollectorName::Locks,
         CollectorName::Settings,
+        CollectorName::Sessions,
         CollectorName::Topology,
     ];
 }
@@ -112,6 +114,9 @@ pub struct TopN {
     pub datname: usize,
     #[serde(default = "default_top_n")]
     pub application_name: usize,
+    /// Coordinator sessions listed by the segment backends they hold.
+    #[serde(default = "default_top_n")]
+    pub sessions: usize,
 }
 
 fn default_top_n() -> usize {
@@ -124,6 +129,7 @@ impl Default for TopN {
             usename: default_top_n(),
             datname: default_top_n(),
             application_name: default_top_n(),
+            sessions: default_top_n(),
         }
     }
 }
@@ -544,6 +550,7 @@ fn validate(at: &str, c: &ClusterConfig) -> Result<(), ConfigError> {
         ("usename", c.top_n.usename),
         ("datname", c.top_n.datname),
         ("application_name", c.top_n.application_name),
+        ("sessions", c.top_n.sessions),
     ] {
         if n == 0 || n > 1000 {
             return Err(invalid(

@@ -476,9 +476,18 @@ impl Runner {
         let mut w = Writer::default();
         let mut targets: Vec<&Target> = self.targets.values().collect();
         targets.sort_by_key(|t| (t.row.content, t.row.dbid));
-        for t in targets {
+        for t in &targets {
             t.render(&self.cfg, &mut w);
         }
+        let collected: Vec<(&str, i16, &[collect::Row])> = targets
+            .iter()
+            .filter_map(|t| Some((t.labels.as_str(), t.row.content, t.rows_if_up()?)))
+            .collect();
+        let ctx = collect::ClusterCtx {
+            labels: &self.cluster_labels,
+            cluster: &self.cfg,
+        };
+        collect::write_cluster(&collected, &self.cfg.collectors, &ctx, &mut w);
         if self.cfg.collector_enabled(CollectorName::Topology) {
             collect::topology::write(
                 &self.catalog,

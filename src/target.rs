@@ -192,6 +192,11 @@ impl Target {
         }
     }
 
+    /// This round's rows, when the instance was collected this round.
+    pub fn rows_if_up(&self) -> Option<&[Row]> {
+        (self.state.up == Some(true)).then_some(self.state.rows.as_slice())
+    }
+
     pub fn render(&self, cfg: &ClusterConfig, w: &mut Writer) {
         let s = &self.state;
         let Some(up) = s.up else { return };

@@ -8,7 +8,7 @@ mod monitoring;
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use gpemu_harness::{ClusterSpec, Family, SessionState};
+use gpemu_harness::{ClusterSpec, Dispatch, Family, SessionState};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -290,6 +290,13 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
         .await?;
     let _active = cluster.open_sessions(1, 1, SessionState::Active).await?;
     let _prepared = cluster.prepare_transactions(1, 1).await?;
+    // An idle distributed session with its cached gang on every segment, for the
+    // attribution panels; idle, it holds no lock the lock wait below would meet.
+    let idle_session = Dispatch {
+        state: SessionState::Idle,
+        ..Dispatch::new(77, 1)
+    };
+    let _session = cluster.dispatch(&idle_session).await?;
     let _lock = cluster.lock_wait(-1).await?;
 
     let seg = cluster.instance(0).clone();
@@ -328,7 +335,8 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
         )),
         "{description}"
     );
-    let used = full.len() + 1; // the fill's sessions and the exporter's own
+    // The fill's sessions, the exporter's own, and the idle session's writer and reader.
+    let used = full.len() + 1 + (1 + idle_session.readers);
     assert!(
         description.contains(&format!("({used} client backends in use)")),
         "{description}"

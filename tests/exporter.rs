@@ -121,10 +121,10 @@ async fn states_sessions_and_ages(family: Family) -> Result<()> {
     let _active = cluster.open_sessions(1, 3, SessionState::Active).await?;
     // Two distributed sessions: a writer plus two readers on every segment each.
     let _s1 = cluster
-        .dispatch_session(101, 2, gpemu_harness::Login::Ordinary)
+        .dispatch(&gpemu_harness::Dispatch::new(101, 2))
         .await?;
     let _s2 = cluster
-        .dispatch_session(102, 2, gpemu_harness::Login::Ordinary)
+        .dispatch(&gpemu_harness::Dispatch::new(102, 2))
         .await?;
     let m = exporter
         .wait_for("sessions on content 1", |m| {

@@ -2,7 +2,9 @@
 //! must reproduce what a DBA sees on Greenplum before the exporter relies on it.
 
 use anyhow::Result;
-use gpemu_harness::{is_alive, ClusterSpec, Family, InstanceSettings, Login, Mode, SessionState};
+use gpemu_harness::{
+    is_alive, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::{DbError, SqlState};
 
@@ -279,7 +281,7 @@ async fn lock_waiter_shows_an_ungranted_lock(family: Family) -> Result<()> {
 
 async fn dispatched_session_holds_a_writer_and_readers_per_segment(family: Family) -> Result<()> {
     let cluster = ClusterSpec::new(family, 2).start()?;
-    let held = cluster.dispatch_session(42, 3, Login::Ordinary).await?;
+    let held = cluster.dispatch(&Dispatch::new(42, 3)).await?;
     // One backend on the coordinator plus a writer and three readers per segment.
     assert_eq!(held.len(), 1 + 2 * 4);
     for seg in cluster.segments() {

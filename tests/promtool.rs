@@ -113,6 +113,9 @@ fn every_alert_is_complete_and_has_a_runbook_section() {
         let labels: &[&str] = if name.starts_with("GreenplumExporter") {
             // About the exporter, not a segment.
             &["instance"]
+        } else if name == "GreenplumSegmentSlotsOvercommitted" {
+            // About the configuration of a whole cluster.
+            &["cluster"]
         } else {
             &["cluster", "content", "dbid", "hostname", "port"]
         };
@@ -239,7 +242,7 @@ fn dashboard_filters_by_its_variables() {
     }
     // Series without per-instance labels: only the cluster filter applies to them.
     let cluster_level =
-        Regex::new(r"^greenplum_(catalog_instances|cluster_info|exporter_.*|cluster:.*)$").unwrap();
+        Regex::new(r"^greenplum_(catalog_instances|cluster_info|exporter_.*|cluster:.*|segment_backends_by_.*|session_.*|config_.*)$").unwrap();
     let check_ds = |p: &serde_json::Value| {
         assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
     };

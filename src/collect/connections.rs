@@ -2,7 +2,7 @@
 //! ordinary roles and superusers, distributed vs local sessions, oldest idle
 //! transaction and active query, and counts by user, database and application.
 
-use super::{item, items, Collector, Ctx, Row};
+use super::{item, items, top_n, Collector, Ctx, Row, OTHER};
 use crate::config::CollectorName;
 use crate::family::Family;
 use crate::metrics::{Desc, Writer};
@@ -186,18 +186,12 @@ fn write_top_n<'r>(
     rows: impl Iterator<Item = &'r Row>,
     n: usize,
 ) {
-    let mut rows: Vec<&Row> = rows.collect();
-    // Largest first; ties by name so the kept set is stable between rounds.
-    rows.sort_by(|a, b| {
-        b.value
-            .total_cmp(&a.value)
-            .then_with(|| a.label(0).cmp(b.label(0)))
-    });
-    for r in rows.iter().take(n) {
-        out.sample(desc, labels, &[(label, r.label(0))], r.value);
+    let (kept, rest) = top_n(rows.map(|r| (r.label(0), r.value)), n);
+    for (name, value) in kept {
+        out.sample(desc, labels, &[(label, name)], value);
     }
-    if rows.len() > n {
-        let rest = rows[n..].iter().map(|r| r.value).sum();
-        out.sample(desc, labels, &[(label, "other")], rest);
+    if !rest.is_empty() {
+        let rest = rest.iter().map(|(_, v)| v).sum();
+        out.sample(desc, labels, &[(label, OTHER)], rest);
     }
 }

@@ -7,6 +7,7 @@
 pub mod connections;
 pub mod locks;
 pub mod prepared;
+pub mod sessions;
 pub mod settings;
 pub mod topology;
 
@@ -45,7 +46,25 @@ pub trait Collector: Sync {
     /// The statement for `family`, returning rows tagged with this collector's name.
     fn sql(&self, family: Family) -> &'static str;
     /// Writes samples from this collector's rows of one instance.
-    fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer);
+    fn write(&self, _rows: &[&Row], _ctx: &Ctx, _out: &mut Writer) {}
+    /// Writes samples that join the rows of every instance collected this
+    /// round (e.g. segment backends attributed to coordinator sessions).
+    fn write_cluster(&self, _instances: &[InstanceRows], _ctx: &ClusterCtx, _out: &mut Writer) {}
+}
+
+/// One collector's rows of one instance collected this round.
+pub struct InstanceRows<'a> {
+    /// Pre-rendered instance labels.
+    pub labels: &'a str,
+    pub content: i16,
+    pub rows: Vec<&'a Row>,
+}
+
+/// What a collector knows about the cluster it writes for.
+pub struct ClusterCtx<'a> {
+    /// Pre-rendered `cluster` label.
+    pub labels: &'a str,
+    pub cluster: &'a ClusterConfig,
 }
 
 /// Every per-instance collector, in exposition order.
@@ -54,11 +73,11 @@ pub static COLLECTORS: &[&dyn Collector] = &[
     &prepared::Prepared,
     &locks::Locks,
     &settings::Settings,
+    &sessions::Sessions,
 ];
 
 /// Used when only catalog collectors are on: still proves the instance answers.
-const LIVENESS_ONLY: &str =
-    "SELECT NULL::text, NULL::text, NULL::text[], $1::float8 WHERE false";
+const LIVENESS_ONLY: &str = "SELECT NULL::text, NULL::text, NULL::text[], $1::float8 WHERE false";
 
 /// The single statement run on every instance of a family each round. It takes
 /// one parameter, `$1 float8`: the stale prepared-transaction age in seconds.
@@ -81,6 +100,7 @@ pub fn tag(name: CollectorName) -> &'static str {
         CollectorName::Prepared => "prepared",
         CollectorName::Locks => "locks",
         CollectorName::Settings => "settings",
+        CollectorName::Sessions => "sessions",
         CollectorName::Topology => "topology",
     }
 }
@@ -88,10 +108,49 @@ pub fn tag(name: CollectorName) -> &'static str {
 /// Writes every enabled collector's samples for one instance.
 pub fn write_instance(rows: &[Row], enabled: &[CollectorName], ctx: &Ctx, out: &mut Writer) {
     for c in COLLECTORS.iter().filter(|c| enabled.contains(&c.name())) {
-        let t = tag(c.name());
-        let mine: Vec<&Row> = rows.iter().filter(|r| r.collector == t).collect();
-        c.write(&mine, ctx, out);
+        c.write(&rows_of(c.name(), rows), ctx, out);
     }
+}
+
+/// Writes every enabled collector's cluster-wide samples from the instances
+/// collected this round: `(labels, content, rows)` of each.
+pub fn write_cluster(
+    instances: &[(&str, i16, &[Row])],
+    enabled: &[CollectorName],
+    ctx: &ClusterCtx,
+    out: &mut Writer,
+) {
+    for c in COLLECTORS.iter().filter(|c| enabled.contains(&c.name())) {
+        let mine: Vec<InstanceRows> = instances
+            .iter()
+            .map(|&(labels, content, rows)| InstanceRows {
+                labels,
+                content,
+                rows: rows_of(c.name(), rows),
+            })
+            .collect();
+        c.write_cluster(&mine, ctx, out);
+    }
+}
+
+fn rows_of(name: CollectorName, rows: &[Row]) -> Vec<&Row> {
+    let t = tag(name);
+    rows.iter().filter(|r| r.collector == t).collect()
+}
+
+/// Label value of the series that sums everything beyond a top-N cap.
+pub(crate) const OTHER: &str = "other";
+
+/// The `n` largest values and the rest; ties go by key, so the kept set is
+/// stable between rounds.
+pub(crate) fn top_n<K: Ord>(
+    values: impl IntoIterator<Item = (K, f64)>,
+    n: usize,
+) -> (Vec<(K, f64)>, Vec<(K, f64)>) {
+    let mut all: Vec<(K, f64)> = values.into_iter().collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rest = all.split_off(n.min(all.len()));
+    (all, rest)
 }
 
 /// The value of the first row with this item, if any.
@@ -100,6 +159,9 @@ pub(crate) fn item(rows: &[&Row], item: &str) -> Option<f64> {
 }
 
 /// Rows of one item.
-pub(crate) fn items<'r>(rows: &'r [&'r Row], item: &'r str) -> impl Iterator<Item = &'r Row> + 'r {
+pub(crate) fn items<'a, 'r: 'a>(
+    rows: &'a [&'r Row],
+    item: &'a str,
+) -> impl Iterator<Item = &'r Row> + 'a {
     rows.iter().copied().filter(move |r| r.item == item)
 }

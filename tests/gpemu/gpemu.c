@@ -87,6 +87,8 @@ static int	gp_contentid = -1;
 static int	gp_dbid = 1;
 static char *gp_server_version = NULL;
 static int	gpemu_catalog_delay = 0;	/* ms per gpemu_sess_id() call */
+static int	gpemu_cached_segworkers = 5;
+static int	gp_cached_segworkers_threshold = 5;
 
 /* Per-connection options. */
 static int	gp_session_role = GPEMU_ROLE_DISPATCH;	/* GP6 only */
@@ -495,6 +497,14 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("gpemu.cached_segworkers_threshold",
+							"Value of gp_cached_segworkers_threshold to emulate.",
+							"Exposed as gp_cached_segworkers_threshold.",
+							&gpemu_cached_segworkers,
+							5, 0, INT_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("gpemu");
 
 	DefineCustomIntVariable("gp_contentid",
@@ -510,6 +520,14 @@ _PG_init(void)
 							"Set through gpemu.dbid.",
 							&gp_dbid,
 							gpemu_dbid, 0, INT_MAX,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("gp_cached_segworkers_threshold",
+							"Reader gangs a session keeps cached (Greenplum default 5).",
+							"Set through gpemu.cached_segworkers_threshold.",
+							&gp_cached_segworkers_threshold,
+							gpemu_cached_segworkers, 0, INT_MAX,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

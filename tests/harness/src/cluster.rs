@@ -56,6 +56,8 @@ pub struct ClusterSpec {
     coordinator: InstanceSettings,
     segment: InstanceSettings,
     per_content: BTreeMap<i16, InstanceSettings>,
+    /// `name = value` lines for every primary's configuration.
+    segment_conf: String,
 }
 
 impl ClusterSpec {
@@ -69,7 +71,15 @@ impl ClusterSpec {
             coordinator: InstanceSettings::COORDINATOR,
             segment: InstanceSettings::SEGMENT,
             per_content: BTreeMap::new(),
+            segment_conf: String::new(),
         }
+    }
+
+    /// Sets a server setting on every primary segment, e.g. a gpemu setting
+    /// behind an emulated Greenplum one (see docs/emulation.md).
+    pub fn segment_setting(mut self, name: &str, value: &str) -> Self {
+        self.segment_conf.push_str(&format!("{name} = {value}\n"));
+        self
     }
 
     /// Adds a mirror row per primary to the catalog (no server runs for it).
@@ -116,6 +126,8 @@ pub struct Instance {
     pub hostname: String,
     pub datadir: PathBuf,
     pub settings: InstanceSettings,
+    /// Further `name = value` lines of its configuration.
+    pub extra_conf: String,
 }
 
 /// Who logs in.
@@ -123,6 +135,8 @@ pub struct Instance {
 pub enum Login {
     Superuser,
     Ordinary,
+    /// A role made with [`Cluster::create_role`], password [`crate::ROLE_PASSWORD`].
+    Named(&'static str),
 }
 
 impl Login {
@@ -130,6 +144,7 @@ impl Login {
         match self {
             Login::Superuser => SUPERUSER,
             Login::Ordinary => ORDINARY_USER,
+            Login::Named(name) => name,
         }
     }
 
@@ -137,6 +152,7 @@ impl Login {
         match self {
             Login::Superuser => SUPERUSER_PASSWORD,
             Login::Ordinary => ORDINARY_PASSWORD,
+            Login::Named(_) => crate::ROLE_PASSWORD,
         }
     }
 }
@@ -150,8 +166,12 @@ pub enum Mode {
     Utility,
     /// The other family's utility option (which this family refuses).
     WrongFamilyUtility,
-    /// A coordinator backend (QD) of distributed session `session_id`.
-    Dispatcher { session_id: i32 },
+    /// A coordinator backend (QD) of distributed session `session_id`,
+    /// opened by a client calling itself `application_name`.
+    Dispatcher {
+        session_id: i32,
+        application_name: &'static str,
+    },
     /// A query executor (QE) of coordinator session `session_id`.
     Executor { session_id: i32, writer: bool },
 }
@@ -162,7 +182,9 @@ impl Mode {
             Mode::Plain => None,
             Mode::Utility => Some(family.utility_options()),
             Mode::WrongFamilyUtility => Some(family.wrong_family_utility_options()),
-            Mode::Dispatcher { session_id } => Some(format!("-c gp_session_id={session_id}")),
+            Mode::Dispatcher { session_id, .. } => {
+                Some(format!("-c gp_session_id={session_id}"))
+            }
             Mode::Executor { session_id, writer } => {
                 Some(family.executor_options(session_id, writer))
             }
@@ -295,6 +317,7 @@ impl Cluster {
             hostname: "template".into(),
             datadir: dir.clone(),
             settings: InstanceSettings::COORDINATOR,
+            extra_conf: String::new(),
         };
         start_new_instance(&self.user, &mut template)?;
         let setup = self.setup_template(template.port);
@@ -419,8 +442,16 @@ impl Cluster {
         }
         // Query executors log in with an empty application_name, as on Greenplum;
         // every other helper session names itself like a real client would.
-        if !matches!(mode, Mode::Executor { .. }) {
-            cfg.application_name(APPLICATION_NAME);
+        match mode {
+            Mode::Executor { .. } => {}
+            Mode::Dispatcher {
+                application_name, ..
+            } => {
+                cfg.application_name(application_name);
+            }
+            _ => {
+                cfg.application_name(APPLICATION_NAME);
+            }
         }
         let (client, connection) = cfg.connect(NoTls).await?;
         tokio::spawn(async move {
@@ -578,6 +609,7 @@ fn plan_instances(spec: &ClusterSpec, root: &Path) -> Vec<Instance> {
         hostname: "mdw".into(),
         datadir: root.join("coordinator"),
         settings: spec.coordinator,
+        extra_conf: String::new(),
     };
     let segments = (0..spec.segments).map(|i| {
         let content = i as i16;
@@ -588,6 +620,7 @@ fn plan_instances(spec: &ClusterSpec, root: &Path) -> Vec<Instance> {
             hostname: format!("sdw{}", i / spec.segments_per_host + 1),
             datadir: root.join(format!("primary{content}")),
             settings: *spec.per_content.get(&content).unwrap_or(&spec.segment),
+            extra_conf: spec.segment_conf.clone(),
         }
     });
     std::iter::once(coordinator).chain(segments).collect()
@@ -633,13 +666,14 @@ fn write_instance_conf(inst: &Instance) -> Result<()> {
         inst.datadir.join("instance.conf"),
         format!(
             "port = {}\ngpemu.contentid = {}\ngpemu.dbid = {}\nmax_connections = {}\n\
-             superuser_reserved_connections = {}\nmax_prepared_transactions = {}\n",
+             superuser_reserved_connections = {}\nmax_prepared_transactions = {}\n{}",
             inst.port,
             inst.content,
             inst.dbid,
             s.max_connections,
             s.superuser_reserved_connections,
-            s.max_prepared_transactions
+            s.max_prepared_transactions,
+            inst.extra_conf,
         ),
     )
     .context("writing instance.conf")

@@ -16,7 +16,7 @@ mod process;
 pub use catalog::CatalogRow;
 pub use cluster::{Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode};
 pub use family::Family;
-pub use load::{Held, SessionState};
+pub use load::{Dispatch, Held, SessionState};
 pub use process::{is_alive, KillOnDrop};
 
 /// Name of the cluster's superuser (Greenplum's conventional administrator).
@@ -27,6 +27,8 @@ pub const SUPERUSER_PASSWORD: &str = "gpemu-admin-secret";
 pub const ORDINARY_USER: &str = "app_user";
 /// Password of [`ORDINARY_USER`].
 pub const ORDINARY_PASSWORD: &str = "gpemu-app-secret";
+/// Password of every role made with `Cluster::create_role`.
+pub const ROLE_PASSWORD: &str = "gpemu-role-secret";
 /// Database every instance has, and the one the helpers connect to.
 pub const DATABASE: &str = "postgres";
 /// `application_name` of the harness's own sessions (query executors have none).

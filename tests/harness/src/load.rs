@@ -63,6 +63,35 @@ impl Drop for Held {
     }
 }
 
+/// One distributed session to play with [`Cluster::dispatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct Dispatch {
+    pub session_id: i32,
+    /// Cached reader QEs per segment, besides the writer.
+    pub readers: usize,
+    pub login: Login,
+    /// Of the coordinator session (QEs have none).
+    pub application_name: &'static str,
+    /// Of the coordinator session: `Idle` leaves a cached gang of an idle
+    /// session, `IdleInTransaction` an open transaction, `Active` a running
+    /// query.
+    pub state: SessionState,
+}
+
+impl Dispatch {
+    /// Session `session_id` of the ordinary role, in a transaction, with
+    /// `readers` cached readers per segment.
+    pub fn new(session_id: i32, readers: usize) -> Dispatch {
+        Dispatch {
+            session_id,
+            readers,
+            login: Login::Ordinary,
+            application_name: crate::APPLICATION_NAME,
+            state: SessionState::IdleInTransaction,
+        }
+    }
+}
+
 /// What an opened ordinary session is left doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionState {
@@ -120,41 +149,70 @@ impl Cluster {
     }
 
     /// Plays one distributed session the way a coordinator dispatches it: a
-    /// backend on the coordinator and, on every primary, one writer QE left
-    /// `idle in transaction` plus `readers` cached reader QEs left `idle`, all
-    /// with this session id and the session's user.
-    pub async fn dispatch_session(
-        &self,
-        session_id: i32,
-        readers: usize,
-        login: Login,
-    ) -> Result<Held> {
+    /// backend on the coordinator and, on every primary, one writer QE plus
+    /// `readers` cached reader QEs left `idle`, all with the session's id and
+    /// user (see [`Dispatch`]).
+    pub async fn dispatch(&self, d: &Dispatch) -> Result<Held> {
         let query = format!("SELECT count(*) FROM {SCRATCH_TABLE}");
+        // A session inside a transaction keeps its writer in it on every segment.
+        let in_transaction = d.state != SessionState::Idle;
+        let begin = if in_transaction { "BEGIN; " } else { "" };
         let mut held = Held::default();
-        let qd = self
-            .connect(-1, login, Mode::Dispatcher { session_id })
-            .await?;
-        qd.batch_execute(&format!("BEGIN; {query}")).await?;
-        held.hold(qd).await?;
+        let qd_mode = Mode::Dispatcher {
+            session_id: d.session_id,
+            application_name: d.application_name,
+        };
+        let qd = self.connect(-1, d.login, qd_mode).await?;
+        qd.batch_execute(&format!("{begin}{query}")).await?;
+        if d.state == SessionState::Active {
+            held.hold_busy(qd, "SELECT pg_sleep(3600)".into()).await?;
+        } else {
+            held.hold(qd).await?;
+        }
         for seg in self.segments() {
-            let writer = Mode::Executor {
-                session_id,
-                writer: true,
+            let executor = |writer| Mode::Executor {
+                session_id: d.session_id,
+                writer,
             };
-            let qe = self.connect(seg.content, login, writer).await?;
-            qe.batch_execute(&format!("BEGIN; {query}")).await?;
+            let qe = self.connect(seg.content, d.login, executor(true)).await?;
+            qe.batch_execute(&format!("{begin}{query}")).await?;
             held.hold(qe).await?;
-            for _ in 0..readers {
-                let reader = Mode::Executor {
-                    session_id,
-                    writer: false,
-                };
-                let qe = self.connect(seg.content, login, reader).await?;
+            for _ in 0..d.readers {
+                let qe = self.connect(seg.content, d.login, executor(false)).await?;
                 qe.batch_execute(&query).await?;
                 held.hold(qe).await?;
             }
         }
+        let qd_state = match d.state {
+            SessionState::Idle => "idle",
+            SessionState::IdleInTransaction => "idle in transaction",
+            SessionState::Active => "active",
+        };
+        self.wait_until(
+            -1,
+            &format!(
+                "SELECT count(*) = 1 FROM pg_stat_activity \
+                 WHERE sess_id = {} AND state = '{qd_state}'",
+                d.session_id
+            ),
+        )
+        .await?;
         Ok(held)
+    }
+
+    /// Creates a login role (password [`crate::ROLE_PASSWORD`]) on every
+    /// instance, as roles of a real cluster exist on all of them; use it with
+    /// [`Login::Named`].
+    pub async fn create_role(&self, name: &str) -> Result<()> {
+        let sql = format!(
+            "CREATE ROLE {} LOGIN PASSWORD {}",
+            crate::catalog::quote_ident(name),
+            crate::catalog::quote(crate::ROLE_PASSWORD)
+        );
+        for inst in self.instances() {
+            self.admin(inst.content).await?.batch_execute(&sql).await?;
+        }
+        Ok(())
     }
 
     /// `PREPARE TRANSACTION` `k` times on an instance as the ordinary role;

@@ -1,0 +1,39 @@
+-- Backends by the coordinator session they serve, joined across instances by
+-- sessions.rs to attribute segment slots to coordinator sessions, users and
+-- applications. Reads the client backends `a` of client_backends_<family>.sql.
+-- Columns: collector, item, labels, value.
+--
+-- Query executors (and, on the coordinator, dispatchers) by session id;
+-- the exporter's own session is told apart by its application_name.
+SELECT 'sessions', 'by_session', ARRAY[sess_id::text], count(*)::float8
+FROM a
+WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'
+GROUP BY sess_id
+UNION ALL
+SELECT 'sessions', 'local', ARRAY[kind], count(*)::float8
+FROM (
+    SELECT CASE WHEN application_name = 'greenplum_segment_exporter' THEN 'exporter'
+                ELSE 'utility' END AS kind
+    FROM a
+    WHERE sess_id <= 0 OR application_name = 'greenplum_segment_exporter'
+) l
+GROUP BY kind
+UNION ALL
+-- On the coordinator only: who each distributed session is. Value: its age.
+SELECT 'sessions', 'coordinator_session',
+       ARRAY[sess_id::text, coalesce(usename, ''), coalesce(application_name, ''),
+             coalesce(client_addr, ''), coalesce(state, '')],
+       extract(epoch FROM now() - backend_start)::float8
+FROM a
+WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'
+  AND current_setting('gp_contentid', true)::int < 0
+UNION ALL
+-- The limits the configuration-risk figure is made of.
+SELECT 'sessions', v.item, ARRAY[]::text[], v.value
+FROM (VALUES
+    ('ordinary_slots', current_setting('max_connections')::float8
+                       - current_setting('superuser_reserved_connections')::float8),
+    -- Greenplum's default when the server does not say (GP5 has no such setting).
+    ('cached_segworkers_threshold',
+     coalesce(current_setting('gp_cached_segworkers_threshold', true), '5')::float8)
+) v(item, value)
