@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<String>,
 
+    /// Prometheus exporter-toolkit web configuration (YAML): TLS, client
+    /// certificates, basic auth. Re-read on SIGHUP.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
 

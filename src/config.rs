@@ -1,7 +1,9 @@
 //! Configuration: a TOML or YAML file (or a single `--coordinator.dsn`), with
 //! environment overrides, validated into [`Settings`]. Every error names the key.
 
+use crate::db_tls::{DbTls, SslMode, TlsKeys};
 use crate::family::Family;
+use crate::permissions;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -159,6 +161,8 @@ pub struct ClusterConfig {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub connect_timeout: Duration,
+    /// `sslmode` and its files, read and checked.
+    pub tls: DbTls,
 }
 
 impl ClusterConfig {
@@ -199,6 +203,10 @@ struct ClusterKeys {
     lock_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
+    sslmode: Option<SslMode>,
+    sslrootcert: Option<PathBuf>,
+    sslcert: Option<PathBuf>,
+    sslkey: Option<PathBuf>,
 }
 
 impl ClusterKeys {
@@ -226,6 +234,10 @@ impl ClusterKeys {
             statement_timeout: self.statement_timeout.or(f.statement_timeout),
             lock_timeout: self.lock_timeout.or(f.lock_timeout),
             connect_timeout: self.connect_timeout.or(f.connect_timeout),
+            sslmode: self.sslmode.or(f.sslmode),
+            sslrootcert: self.sslrootcert.or(f.sslrootcert),
+            sslcert: self.sslcert.or(f.sslcert),
+            sslkey: self.sslkey.or(f.sslkey),
         }
     }
 }
@@ -297,6 +309,7 @@ fn read_file(path: &Path) -> Result<FileKeys, ConfigError> {
             format!("{}: no such file", path.display()),
         ));
     }
+    permissions::warn_if_exposed("--config.file", path);
     config::Config::builder()
         .add_source(config::File::from(path))
         .add_source(env_source())
@@ -314,7 +327,14 @@ fn read_env_only() -> Result<FileKeys, ConfigError> {
 }
 
 fn env_source() -> config::Environment {
+    // Only `GPSE_<SECTION>__<KEY>`: other GPSE_ variables (GPSE_LOG,
+    // GPSE_COORDINATOR_DSN) belong to the command line, not the file's keys.
+    let prefix = format!("{ENV_PREFIX}_");
+    let vars = std::env::vars()
+        .filter(|(name, _)| name.strip_prefix(&prefix).is_some_and(|k| k.contains("__")))
+        .collect();
     config::Environment::with_prefix(ENV_PREFIX)
+        .source(Some(vars))
         .prefix_separator("_")
         .separator("__")
         .list_separator(",")
@@ -326,6 +346,8 @@ fn env_source() -> config::Environment {
 /// from the DSN, `PGPASSWORD` or the pgpass file, as with libpq.
 fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKeys, ConfigError> {
     let key = "--coordinator.dsn";
+    // tokio-postgres knows neither verify-ca / verify-full nor the TLS files.
+    let (dsn, tls) = crate::conninfo::take_tls_keys(dsn).map_err(|e| invalid(key, e))?;
     let cfg: tokio_postgres::Config = dsn
         .parse()
         .map_err(|e: tokio_postgres::Error| invalid(key, format!("not a valid DSN: {e}")))?;
@@ -355,6 +377,7 @@ fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKeys, ConfigE
             .ok()
             .or_else(|| pgpass::lookup(&host, port, &database, &user)),
     };
+    let tls = tls_from_env(tls)?;
     Ok(ClusterKeys {
         name: Some(name.unwrap_or_else(|| host.clone())),
         host: Some(host),
@@ -362,7 +385,31 @@ fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKeys, ConfigE
         database: Some(database),
         user: Some(user),
         password,
+        sslmode: tls.sslmode,
+        sslrootcert: tls.sslrootcert,
+        sslcert: tls.sslcert,
+        sslkey: tls.sslkey,
         ..ClusterKeys::default()
+    })
+}
+
+/// libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` for what the
+/// DSN leaves unset.
+fn tls_from_env(dsn: TlsKeys) -> Result<TlsKeys, ConfigError> {
+    let path = |var: &str| std::env::var_os(var).map(PathBuf::from);
+    let sslmode = match (dsn.sslmode, std::env::var("PGSSLMODE")) {
+        (Some(mode), _) => Some(mode),
+        (None, Ok(v)) => Some(
+            SslMode::parse(&v)
+                .ok_or_else(|| invalid("PGSSLMODE", format!("{v:?} is not a valid sslmode")))?,
+        ),
+        (None, Err(_)) => None,
+    };
+    Ok(TlsKeys {
+        sslmode,
+        sslrootcert: dsn.sslrootcert.or_else(|| path("PGSSLROOTCERT")),
+        sslcert: dsn.sslcert.or_else(|| path("PGSSLCERT")),
+        sslkey: dsn.sslkey.or_else(|| path("PGSSLKEY")),
     })
 }
 
@@ -429,6 +476,9 @@ fn parse_listen_address(s: &str) -> Option<SocketAddr> {
 fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConfig, ConfigError> {
     let key = |name: &str| format!("{at}.{name}");
     let host = k.host.ok_or_else(|| invalid(key("host"), "required"))?;
+    let port = k.port.unwrap_or(5432);
+    let database = k.database.unwrap_or_else(|| "postgres".into());
+    let user = k.user.unwrap_or_else(|| "gpadmin".into());
     let password = match (k.password, k.password_file, k.password_env) {
         (Some(_), _, _) if !from_dsn => {
             return Err(invalid(
@@ -450,8 +500,22 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
                 format!("environment variable {var} is not set"),
             )
         })?)),
+        // As libpq would; with a DSN the pgpass file was already consulted.
+        (None, None, None) if !from_dsn => {
+            pgpass::lookup(&host, port, &database, &user).map(Secret::new)
+        }
         (None, None, None) => None,
     };
+    if let Some(path) = &k.sslkey {
+        permissions::warn_if_exposed(&key("sslkey"), path);
+    }
+    let tls = DbTls::load(TlsKeys {
+        sslmode: k.sslmode,
+        sslrootcert: k.sslrootcert,
+        sslcert: k.sslcert,
+        sslkey: k.sslkey,
+    })
+    .map_err(|(name, why)| invalid(key(name), why))?;
     let scrape_interval = k.scrape_interval.unwrap_or(Duration::from_secs(15));
     // Unset timeouts follow the interval, so `--collect.interval=2s` alone is
     // valid: each stays inside the one above it, as `validate` requires.
@@ -468,9 +532,9 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         .unwrap_or_else(|| DEFAULT_LOCK_TIMEOUT.min(statement_timeout));
     let cfg = ClusterConfig {
         name: k.name.unwrap_or_else(|| host.clone()),
-        port: k.port.unwrap_or(5432),
-        database: k.database.unwrap_or_else(|| "postgres".into()),
-        user: k.user.unwrap_or_else(|| "gpadmin".into()),
+        port,
+        database,
+        user,
         host,
         password,
         family: k.family.unwrap_or(FamilyChoice::Auto),
@@ -485,6 +549,7 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         statement_timeout,
         lock_timeout,
         connect_timeout: k.connect_timeout.unwrap_or(instance_timeout),
+        tls,
     };
     validate(at, &cfg)?;
     Ok(cfg)
@@ -565,6 +630,7 @@ fn validate(at: &str, c: &ClusterConfig) -> Result<(), ConfigError> {
 fn read_password_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    permissions::warn_if_exposed(key, path);
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
         return Err(invalid(key, format!("{} is empty", path.display())));
@@ -580,6 +646,12 @@ mod pgpass {
         let path = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+        if crate::permissions::is_exposed(&path) {
+            // libpq ignores such a file; so do we, saying why.
+            tracing::warn!(path = %path.display(), "password file has group or world access \
+                           and is ignored; permissions should be u=rw (0600) or less");
+            return None;
+        }
         let text = std::fs::read_to_string(path).ok()?;
         find(&text, host, &port.to_string(), database, user)
     }

@@ -1,16 +1,29 @@
-//! HTTP endpoints: the metrics snapshot, health, readiness and a landing page.
+//! HTTP endpoints: the metrics snapshot, health, readiness and a landing page;
+//! GET and HEAD only, behind basic auth when configured, each request under a
+//! deadline and few at once (bcrypt runs are costly), no version banner.
 
 use crate::metrics::Snapshot;
+use crate::web_config::LiveWebConfig;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{BoxError, Router};
 use prometheus::{Encoder, Registry, TextEncoder};
 use std::sync::Arc;
+use std::time::Duration;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
+use tower_http::timeout::TimeoutLayer;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Requests served at once; more are answered 503 at once rather than queued.
+const MAX_CONCURRENT_REQUESTS: usize = 16;
+/// Deadline of one request until its response starts (auth included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct AppState {
@@ -20,7 +33,7 @@ struct AppState {
     telemetry_path: String,
 }
 
-pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str) -> Router {
+pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig) -> Router {
     let process = Registry::new();
     let collector = prometheus::process_collector::ProcessCollector::for_self();
     process
@@ -36,7 +49,55 @@ pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str) -> Router {
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .route("/", get(landing))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "Not found\n") })
+        .layer(middleware::from_fn_with_state(web, guard))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS)),
+        )
         .with_state(state)
+}
+
+async fn overloaded(_: BoxError) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many requests in progress\n",
+    )
+        .into_response()
+}
+
+/// Basic auth when configured, then the configured response headers.
+async fn guard(State(web): State<LiveWebConfig>, request: Request, next: Next) -> Response {
+    let web = web.get();
+    let allowed = match &web.auth {
+        None => true,
+        Some(auth) => {
+            let (auth, value) = (
+                auth.clone(),
+                request.headers().get(header::AUTHORIZATION).cloned(),
+            );
+            // bcrypt takes milliseconds of CPU: off the async workers.
+            tokio::task::spawn_blocking(move || auth.check_header(value.as_ref()))
+                .await
+                .unwrap_or(false)
+        }
+    };
+    let mut response = if allowed {
+        next.run(request).await
+    } else {
+        let challenge = [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"))];
+        (StatusCode::UNAUTHORIZED, challenge, "Unauthorized\n").into_response()
+    };
+    for (name, value) in &web.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -62,14 +123,15 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
+/// No version here: it is in `greenplum_exporter_build_info` only, for
+/// those allowed to scrape, not a banner for whoever reaches the port.
 async fn landing(State(s): State<AppState>) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><title>Greenplum segment exporter</title></head><body>\
-         <h1>Greenplum segment exporter</h1><p>Version {}</p><ul>\
+         <h1>Greenplum segment exporter</h1><ul>\
          <li><a href=\"{path}\">{path}</a></li>\
          <li><a href=\"/-/healthy\">/-/healthy</a></li>\
          <li><a href=\"/-/ready\">/-/ready</a></li></ul></body></html>",
-        env!("CARGO_PKG_VERSION"),
         path = s.telemetry_path
     ))
 }

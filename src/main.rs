@@ -1,9 +1,10 @@
 use clap::Parser;
 use greenplum_segment_exporter::cli::{Cli, LogFormat};
-use greenplum_segment_exporter::config::{self, Settings};
-use greenplum_segment_exporter::http;
+use greenplum_segment_exporter::config::{self, ConfigError, Settings};
 use greenplum_segment_exporter::metrics::Snapshot;
 use greenplum_segment_exporter::service::Service;
+use greenplum_segment_exporter::web_config::{self, LiveWebConfig, WebConfig};
+use greenplum_segment_exporter::{http, listener};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -15,13 +16,14 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let settings = match config::load(&cli.overrides()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(key = %e.key, "configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    let (settings, web) =
+        match config::load(&cli.overrides()).and_then(|s| Ok((s, load_web_config(&cli)?))) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                error!(key = %e.key, "configuration error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings, &cli)) {
+    match runtime.block_on(serve(settings, LiveWebConfig::new(web), &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -54,7 +56,14 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-async fn serve(settings: Settings, cli: &Cli) -> anyhow::Result<()> {
+fn load_web_config(cli: &Cli) -> Result<WebConfig, ConfigError> {
+    match &cli.web_config_file {
+        Some(path) => web_config::load(path),
+        None => Ok(WebConfig::default()),
+    }
+}
+
+async fn serve(settings: Settings, web_config: LiveWebConfig, cli: &Cli) -> anyhow::Result<()> {
     let names = settings.clusters.iter().map(|c| c.name.clone());
     let snapshot = Arc::new(Snapshot::new(names));
     let web = settings.web.clone();
@@ -66,33 +75,46 @@ async fn serve(settings: Settings, cli: &Cli) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", web.listen_address))?;
     let mut service = Service::start(settings, snapshot.clone());
-    info!(address = %listener.local_addr()?, path = %web.telemetry_path, "listening");
-    let app = http::router(snapshot.clone(), &web.telemetry_path);
+    let (tls, basic_auth) = {
+        let w = web_config.get();
+        (w.tls.is_some(), w.auth.is_some())
+    };
+    info!(address = %listener.local_addr()?, path = %web.telemetry_path, tls, basic_auth,
+          "listening");
+    let app = http::router(snapshot.clone(), &web.telemetry_path, web_config.clone());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = http_stopped.await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(listener::serve(
+        listener,
+        web_config.clone(),
+        app,
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
 
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(cli, &mut service, &snapshot),
+            _ = hup.recv() => reload(cli, &mut service, &snapshot, &web_config),
         }
     }
     info!("shutting down");
     service.stop().await;
     let _ = stop_http.send(());
-    server.await??;
+    server.await?;
     info!("stopped");
     Ok(())
 }
 
-/// Re-reads the configuration on SIGHUP; an invalid one is refused and the
-/// running configuration kept.
-fn reload(cli: &Cli, service: &mut Service, snapshot: &Snapshot) {
-    match config::load(&cli.overrides()) {
+/// Re-reads the configuration and the web configuration on SIGHUP; if either
+/// is invalid, both are refused and the running ones kept.
+fn reload(cli: &Cli, service: &mut Service, snapshot: &Snapshot, web_config: &LiveWebConfig) {
+    let loaded = config::load(&cli.overrides()).and_then(|new| {
+        web_config.replace(load_web_config(cli)?)?;
+        Ok(new)
+    });
+    match loaded {
         Ok(new) => {
             service.apply(new);
             snapshot.reloaded(true);

@@ -1,6 +1,7 @@
 //! Utility-mode connection pools: one small pool per scraped instance. The
 //! connection stays open between rounds, so the exporter already holds its
-//! slot when a segment fills up.
+//! slot when a segment fills up. TLS follows the cluster's `sslmode`; with
+//! `verify-full` a segment's certificate must name its catalog `address`.
 
 use crate::config::ClusterConfig;
 use crate::family::Family;
@@ -52,7 +53,8 @@ pub fn pg_config(c: &ClusterConfig, at: &Endpoint) -> tokio_postgres::Config {
         .keepalives(true)
         .keepalives_idle(KEEPALIVE_IDLE)
         .keepalives_interval(KEEPALIVE_INTERVAL)
-        .keepalives_retries(KEEPALIVE_RETRIES);
+        .keepalives_retries(KEEPALIVE_RETRIES)
+        .ssl_mode(c.tls.pg_ssl_mode());
     if let Some(p) = &c.password {
         cfg.password(p.expose());
     }
@@ -61,14 +63,15 @@ pub fn pg_config(c: &ClusterConfig, at: &Endpoint) -> tokio_postgres::Config {
 
 /// A pool of at most `pool_size` connections (validated to 1 or 2).
 pub fn build(c: &ClusterConfig, at: &Endpoint) -> Pool {
-    let manager = Manager::from_config(
-        pg_config(c, at),
-        NoTls,
-        ManagerConfig {
-            // Only checks that the connection is open: no extra statement per round.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let config = pg_config(c, at);
+    let manager_config = ManagerConfig {
+        // Only checks that the connection is open: no extra statement per round.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match c.tls.connector() {
+        Some(tls) => Manager::from_config(config, tls, manager_config),
+        None => Manager::from_config(config, NoTls, manager_config),
+    };
     Pool::builder(manager)
         .max_size(c.pool_size)
         .runtime(Runtime::Tokio1)

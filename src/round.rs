@@ -532,7 +532,7 @@ fn connection_settings(c: &ClusterConfig) -> impl PartialEq + '_ {
     (
         (&c.host, c.port, &c.database, &c.user, &c.password, c.family),
         (c.pool_size, c.statement_timeout, c.lock_timeout),
-        (c.instance_timeout, c.connect_timeout),
+        (c.instance_timeout, c.connect_timeout, &c.tls),
     )
 }
 

@@ -58,6 +58,8 @@ pub struct ClusterSpec {
     per_content: BTreeMap<i16, InstanceSettings>,
     /// `name = value` lines for every primary's configuration.
     segment_conf: String,
+    /// PEM certificate and key every server presents with `ssl = on`.
+    tls: Option<(String, String)>,
 }
 
 impl ClusterSpec {
@@ -72,7 +74,15 @@ impl ClusterSpec {
             segment: InstanceSettings::SEGMENT,
             per_content: BTreeMap::new(),
             segment_conf: String::new(),
+            tls: None,
         }
+    }
+
+    /// Every server gets `ssl = on` with this certificate (PEM, chain
+    /// allowed) and key. Clients may still connect without TLS.
+    pub fn tls(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.tls = Some((cert_pem.to_owned(), key_pem.to_owned()));
+        self
     }
 
     /// Sets a server setting on every primary segment, e.g. a gpemu setting
@@ -182,9 +192,7 @@ impl Mode {
             Mode::Plain => None,
             Mode::Utility => Some(family.utility_options()),
             Mode::WrongFamilyUtility => Some(family.wrong_family_utility_options()),
-            Mode::Dispatcher { session_id, .. } => {
-                Some(format!("-c gp_session_id={session_id}"))
-            }
+            Mode::Dispatcher { session_id, .. } => Some(format!("-c gp_session_id={session_id}")),
             Mode::Executor { session_id, writer } => {
                 Some(family.executor_options(session_id, writer))
             }
@@ -241,6 +249,10 @@ impl Cluster {
     fn boot(&mut self, spec: &ClusterSpec) -> Result<()> {
         let lib = self.install_library()?;
         let template = self.make_template(&lib)?;
+        if let Some((cert, key)) = &spec.tls {
+            // Copied with the template (`cp -a` keeps owner and mode).
+            self.install_tls(&template, cert, key)?;
+        }
         let ports = free_ports(self.instances.len())?;
         for (inst, port) in self.instances.iter_mut().zip(ports) {
             inst.port = port;
@@ -324,6 +336,20 @@ impl Cluster {
         let stopped = self.pg_ctl(&dir, &["stop", "-m", "fast"]);
         setup.and(stopped)?;
         Ok(dir)
+    }
+
+    /// `server.crt` / `server.key` (the default file names) and `ssl = on`.
+    /// The server refuses a key that others can read or that it does not own.
+    fn install_tls(&self, datadir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = datadir.join("server.crt");
+        let key = datadir.join("server.key");
+        std::fs::write(&cert, cert_pem).context("writing server.crt")?;
+        std::fs::write(&key, key_pem).context("writing server.key")?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        self.user.own(&cert)?;
+        self.user.own(&key)?;
+        append(&datadir.join("postgresql.conf"), "ssl = on\n")
     }
 
     fn setup_template(&self, port: u16) -> Result<()> {

@@ -1,0 +1,92 @@
+//! Accepting HTTP connections, over TLS when the web configuration says so,
+//! within bounds a misbehaving client cannot push: a deadline for the TLS
+//! handshake and for the request head, and a cap on open connections, so
+//! a slow or flooding client cannot keep Prometheus out.
+
+use crate::web_config::LiveWebConfig;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections at most; Prometheus needs one or two (keep-alive).
+const MAX_CONNECTIONS: usize = 64;
+/// How long stopping waits for requests in progress.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (e.g. out of file descriptors), not to spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets
+/// requests in progress finish (for at most a few seconds).
+pub async fn serve(
+    listener: TcpListener,
+    web: LiveWebConfig,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "too many open connections: closing a new one");
+            continue;
+        };
+        let tls = web.get().tls.clone();
+        let (app, watcher) = (app.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(tls) = tls else {
+                return serve_connection(tcp, app, watcher).await;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(tcp)).await
+            {
+                Ok(Ok(stream)) => serve_connection(stream, app, watcher).await,
+                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        debug!("requests still in progress at shutdown were cut off");
+    }
+}
+
+async fn serve_connection<S>(stream: S, app: Router, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    if let Err(e) = watcher.watch(connection).await {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
