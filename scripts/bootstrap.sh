@@ -11,6 +11,7 @@ REQUIRED_PACKAGES=(
     gcc make
     prometheus                      # promtool and the end-to-end Prometheus
     prometheus-alertmanager
+    chromium                        # the status page's browser test
 )
 
 die() {

@@ -1,7 +1,7 @@
 //! Command-line flags, named as Prometheus exporters name theirs.
 
 use crate::config::Overrides;
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,8 +28,11 @@ pub enum LogLevel {
              of Greenplum-family clusters, read in utility mode"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML or YAML configuration file (see config/ for an example).
-    #[arg(long = "config.file", value_name = "FILE")]
+    #[arg(long = "config.file", value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
 
     /// Single-cluster quick start: the coordinator's libpq DSN (key=value or URL).
@@ -37,12 +40,13 @@ pub struct Cli {
     #[arg(
         long = "coordinator.dsn",
         value_name = "DSN",
-        env = "GPSE_COORDINATOR_DSN"
+        env = "GPSE_COORDINATOR_DSN",
+        global = true
     )]
     pub coordinator_dsn: Option<String>,
 
     /// `cluster` label value with --coordinator.dsn (default: the DSN's host).
-    #[arg(long = "cluster.name", value_name = "NAME")]
+    #[arg(long = "cluster.name", value_name = "NAME", global = true)]
     pub cluster_name: Option<String>,
 
     /// Collection interval, e.g. 15s (overrides the file's scrape_interval).
@@ -62,11 +66,35 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
-    #[arg(long = "log.level", value_enum, default_value = "info")]
-    pub log_level: LogLevel,
+    /// [default: info; warn for `top`]
+    #[arg(long = "log.level", value_enum, global = true)]
+    pub log_level: Option<LogLevel>,
 
-    #[arg(long = "log.format", value_enum, default_value = "text")]
+    #[arg(long = "log.format", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One collection round with the daemon's configuration and code, then a
+    /// table per instance, lowest connection headroom first.
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Collect again every SECONDS and redraw, reusing the connections.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch: Option<u64>,
+
+    /// Print the figures as JSON (as served at /api/v1/instances).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 1 when an instance has fewer than N ordinary connection slots
+    /// left, 3 when an instance could not be collected.
+    #[arg(long = "fail-below", value_name = "N")]
+    pub fail_below: Option<u32>,
 }
 
 impl Cli {

@@ -21,7 +21,9 @@ use tower_http::timeout::TimeoutLayer;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Requests served at once; more are answered 503 at once rather than queued.
-const MAX_CONCURRENT_REQUESTS: usize = 16;
+/// Enough for 50 concurrent scrapers, few enough to bound the CPU that
+/// bcrypt checks of basic auth can take.
+const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Deadline of one request until its response starts (auth included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,7 +50,8 @@ pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig)
         .route(telemetry_path, get(metrics))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
-        .route("/", get(landing))
+        .route("/", get(status_page))
+        .route("/api/v1/instances", get(instances))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not found\n") })
         .layer(middleware::from_fn_with_state(web, guard))
         .layer(TimeoutLayer::with_status_code(
@@ -123,15 +126,28 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
-/// No version here: it is in `greenplum_exporter_build_info` only, for
-/// those allowed to scrape, not a banner for whoever reaches the port.
-async fn landing(State(s): State<AppState>) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><title>Greenplum segment exporter</title></head><body>\
-         <h1>Greenplum segment exporter</h1><ul>\
-         <li><a href=\"{path}\">{path}</a></li>\
-         <li><a href=\"/-/healthy\">/-/healthy</a></li>\
-         <li><a href=\"/-/ready\">/-/ready</a></li></ul></body></html>",
-        path = s.telemetry_path
-    ))
+/// The status page: the instances as a grid coloured by connection headroom,
+/// refreshing itself from `/api/v1/instances`, with links to `/metrics` and
+/// health. No external assets, and no version: that is in
+/// `greenplum_exporter_build_info` only, for those allowed to scrape.
+async fn status_page(State(s): State<AppState>) -> Html<String> {
+    Html(STATUS_PAGE.replace("@METRICS_PATH@", &html_escape(&s.telemetry_path)))
+}
+
+const STATUS_PAGE: &str = include_str!("status.html");
+
+/// The latest rounds' figures as JSON, from the same snapshot as `/metrics`.
+async fn instances(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.snapshot.json(),
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -21,5 +21,7 @@ pub mod round;
 pub mod service;
 pub mod target;
 pub mod tls;
+pub mod top;
 pub mod topology;
+pub mod view;
 pub mod web_config;

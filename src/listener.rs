@@ -20,8 +20,10 @@ use tracing::debug;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections at most; Prometheus needs one or two (keep-alive).
-const MAX_CONNECTIONS: usize = 64;
+/// Open connections at most; Prometheus needs one or two (keep-alive), a
+/// dashboard or `curl` loop a few more. Above the request limit in
+/// `http.rs`, so that excess requests get a 503 rather than a closed socket.
+const MAX_CONNECTIONS: usize = 128;
 /// How long stopping waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of file descriptors), not to spin.

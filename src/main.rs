@@ -1,10 +1,10 @@
 use clap::Parser;
-use greenplum_segment_exporter::cli::{Cli, LogFormat};
+use greenplum_segment_exporter::cli::{Cli, Command, LogFormat, LogLevel};
 use greenplum_segment_exporter::config::{self, ConfigError, Settings};
 use greenplum_segment_exporter::metrics::Snapshot;
 use greenplum_segment_exporter::service::Service;
 use greenplum_segment_exporter::web_config::{self, LiveWebConfig, WebConfig};
-use greenplum_segment_exporter::{http, listener};
+use greenplum_segment_exporter::{http, listener, top};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -34,6 +34,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Top(args)) = &cli.command {
+        return ExitCode::from(runtime.block_on(top::run(settings, args)));
+    }
     match runtime.block_on(serve(settings, LiveWebConfig::new(web), &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -44,8 +47,14 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
+    // `top` prints a report: only problems go to the log unless asked.
+    let default = match cli.command {
+        Some(Command::Top(_)) => LogLevel::Warn,
+        None => LogLevel::Info,
+    };
+    let level = cli.log_level.unwrap_or(default);
     let filter = tracing_subscriber::EnvFilter::try_from_env("GPSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.log_level.as_filter()));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_filter()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

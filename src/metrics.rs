@@ -2,6 +2,7 @@
 //! [`Writer`], which keeps each family's lines together so the body can be
 //! encoded once per round and served as is.
 
+use crate::view::ClusterView;
 use axum::body::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -168,12 +169,14 @@ static RELOAD_TIME: Desc = Desc::gauge(
 pub struct Snapshot {
     state: Mutex<State>,
     body: RwLock<Bytes>,
+    /// The same rounds as JSON for `/api/v1/instances`, encoded once per round.
+    json: RwLock<Bytes>,
     ready: AtomicBool,
 }
 
 struct State {
     /// Configured clusters; `None` until a cluster's first round.
-    clusters: BTreeMap<String, Option<Writer>>,
+    clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
     reload_ok: bool,
     loaded_at: SystemTime,
 }
@@ -187,6 +190,7 @@ impl Snapshot {
                 loaded_at: SystemTime::now(),
             }),
             body: RwLock::new(Bytes::new()),
+            json: RwLock::new(Bytes::new()),
             ready: AtomicBool::new(false),
         };
         snapshot.encode(&snapshot.lock());
@@ -199,12 +203,12 @@ impl Snapshot {
 
     /// Replaces one cluster's samples and re-encodes the body. Ignored for a
     /// cluster no longer configured (its last round ended after a reload).
-    pub fn publish(&self, cluster: &str, samples: Writer) {
+    pub fn publish(&self, cluster: &str, samples: Writer, view: ClusterView) {
         let mut state = self.lock();
         let Some(slot) = state.clusters.get_mut(cluster) else {
             return;
         };
-        *slot = Some(samples);
+        *slot = Some((samples, view));
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
         }
@@ -246,15 +250,25 @@ impl Snapshot {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         all.sample(&RELOAD_TIME, "", &[], loaded);
-        for w in state.clusters.values().flatten() {
+        for (w, _) in state.clusters.values().flatten() {
             all.merge(w);
         }
         *self.body.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(all.encode());
+        let views: Vec<&ClusterView> = state.clusters.values().flatten().map(|(_, v)| v).collect();
+        // Serialising plain data into a Vec cannot fail.
+        let json =
+            serde_json::to_vec(&serde_json::json!({ "clusters": views })).unwrap_or_default();
+        *self.json.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(json);
     }
 
     /// The encoded exposition of the latest rounds (cheap to clone).
     pub fn body(&self) -> Bytes {
         self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).
+    pub fn json(&self) -> Bytes {
+        self.json.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// True once every configured cluster has completed a round.

@@ -12,7 +12,7 @@
 //! costs one connection and one statement however many rounds it stays hung.
 
 use crate::backoff::Backoff;
-use crate::collect;
+use crate::collect::{self, sessions, sessions::Attribution};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::error::{ErrorKind, ScrapeError};
 use crate::family::{Family, ServerVersion};
@@ -21,6 +21,7 @@ use crate::metrics::{render_labels, Desc, Snapshot, Writer};
 use crate::pool::{self, Checkout, Endpoint};
 use crate::target::{unix_seconds, Plan, Target};
 use crate::topology::{self, SegmentRow};
+use crate::view::{CatalogView, ClusterView, InstanceView};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,13 +176,14 @@ impl Runner {
                 _ = self.round() => {}
                 _ = shutdown.changed() => break,
             }
-            snapshot.publish(&self.cfg.name, self.render());
+            let (samples, view) = self.render();
+            snapshot.publish(&self.cfg.name, samples, view);
         }
         self.close();
     }
 
     /// Closes every pool and cancels running work; the connections end with them.
-    fn close(&mut self) {
+    pub fn close(&mut self) {
         for t in self.targets.values_mut() {
             t.close();
         }
@@ -471,23 +473,18 @@ impl Runner {
         }
     }
 
-    /// This cluster's samples after the last round.
-    pub fn render(&self) -> Writer {
+    /// This cluster's samples after the last round, and the same figures as
+    /// a view for the status page and `top`.
+    pub fn render(&self) -> (Writer, ClusterView) {
         let mut w = Writer::default();
         let mut targets: Vec<&Target> = self.targets.values().collect();
         targets.sort_by_key(|t| (t.row.content, t.row.dbid));
+        let mut instances: Vec<InstanceView> = Vec::with_capacity(targets.len());
         for t in &targets {
             t.render(&self.cfg, &mut w);
+            instances.push(t.view(&self.cfg.collectors));
         }
-        let collected: Vec<(&str, i16, &[collect::Row])> = targets
-            .iter()
-            .filter_map(|t| Some((t.labels.as_str(), t.row.content, t.rows_if_up()?)))
-            .collect();
-        let ctx = collect::ClusterCtx {
-            labels: &self.cluster_labels,
-            cluster: &self.cfg,
-        };
-        collect::write_cluster(&collected, &self.cfg.collectors, &ctx, &mut w);
+        let attribution = self.render_attribution(&targets, &mut instances, &mut w);
         if self.cfg.collector_enabled(CollectorName::Topology) {
             collect::topology::write(
                 &self.catalog,
@@ -497,7 +494,51 @@ impl Runner {
             );
         }
         self.render_cluster(&mut w);
-        w
+        let view = ClusterView {
+            cluster: self.cfg.name.clone(),
+            family: self.coordinator.as_ref().map(|c| c.family.name()),
+            version: self.coordinator.as_ref().map(|c| c.version.clone()),
+            round_finished_at: self.stats.last_round_end.map(unix_seconds),
+            instances,
+            not_collected: self
+                .catalog
+                .iter()
+                .filter(|r| !r.is_scrape_target())
+                .map(CatalogView::of)
+                .collect(),
+            attribution,
+        };
+        (w, view)
+    }
+
+    /// Segment backends attributed to coordinator sessions (collector
+    /// `sessions`): samples, and each instance's backends by kind in its view.
+    fn render_attribution(
+        &self,
+        targets: &[&Target],
+        views: &mut [InstanceView],
+        w: &mut Writer,
+    ) -> Option<Attribution> {
+        if !self.cfg.collector_enabled(CollectorName::Sessions) {
+            return None;
+        }
+        let collected: Vec<(usize, collect::Collected)> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, (t.labels.as_str(), t.row.content, t.rows_if_up()?))))
+            .collect();
+        let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
+        let instances = collect::instance_rows(CollectorName::Sessions, &rows);
+        let attribution = sessions::attribute(&instances, self.cfg.top_n);
+        let ctx = collect::ClusterCtx {
+            labels: &self.cluster_labels,
+            cluster: &self.cfg,
+        };
+        sessions::write(&attribution, &instances, &ctx, w);
+        for ((i, _), kinds) in collected.iter().zip(&attribution.kinds) {
+            views[*i].backends = kinds.clone();
+        }
+        Some(attribution)
     }
 
     fn render_cluster(&self, w: &mut Writer) {

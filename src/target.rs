@@ -4,12 +4,13 @@
 
 use crate::backoff::Backoff;
 use crate::collect::{self, Ctx, Row};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, CollectorName};
 use crate::error::{ErrorKind, ScrapeError};
 use crate::job::{stuck_after, Job};
 use crate::metrics::{Desc, Writer};
 use crate::pool::{Checkout, Endpoint};
 use crate::topology::SegmentRow;
+use crate::view::InstanceView;
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -195,6 +196,18 @@ impl Target {
     /// This round's rows, when the instance was collected this round.
     pub fn rows_if_up(&self) -> Option<&[Row]> {
         (self.state.up == Some(true)).then_some(self.state.rows.as_slice())
+    }
+
+    /// The status page's and `top`'s view of this instance.
+    pub fn view(&self, enabled: &[CollectorName]) -> InstanceView {
+        let s = &self.state;
+        InstanceView::new(
+            &self.row,
+            s.up,
+            s.last_error.as_ref(),
+            self.rows_if_up(),
+            enabled,
+        )
     }
 
     pub fn render(&self, cfg: &ClusterConfig, w: &mut Writer) {

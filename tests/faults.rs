@@ -176,7 +176,9 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
         let round = m
             .get("greenplum_exporter_round_duration_seconds", &[])
             .unwrap();
-        assert!(round < DEADLINE_SECONDS + 0.15, "round took {round} s");
+        // Not delayed past its deadline (a second wait would add 0.8 s); the
+        // margin is for a loaded machine.
+        assert!(round < DEADLINE_SECONDS + 0.5, "round took {round} s");
         assert_eq!(exporter.connections_to(port)?, 1);
     }
     let m = exporter.scrape().await?;

@@ -400,7 +400,8 @@ async fn excess_requests_are_shed_and_a_stalled_request_head_is_cut_off() -> Res
     wait_listening(exporter.port, || exporter.log()).await?;
     let port = exporter.port;
     let auth = basic("prometheus", "pw");
-    let requests = (0..48).map(|_| {
+    // More than the 64 requests served at once, fewer than the 128 connections.
+    let requests = (0..100).map(|_| {
         let auth = auth.clone();
         tokio::spawn(async move { plain(port, "GET", "/metrics", &auth).await })
     });

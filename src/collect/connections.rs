@@ -2,7 +2,7 @@
 //! ordinary roles and superusers, distributed vs local sessions, oldest idle
 //! transaction and active query, and counts by user, database and application.
 
-use super::{item, items, top_n, Collector, Ctx, Row, OTHER};
+use super::{item, items, top_n, total, Collector, Ctx, Row, OTHER};
 use crate::config::CollectorName;
 use crate::family::Family;
 use crate::metrics::{Desc, Writer};
@@ -95,36 +95,26 @@ impl Collector for Connections {
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
         let l = ctx.labels;
-        let mut used = 0.0;
         for state in STATES {
-            let n: f64 = items(rows, "state")
-                .filter(|r| r.label(0) == state)
-                .map(|r| r.value)
-                .sum();
+            let n = total(
+                items(rows, "state")
+                    .filter(|r| r.label(0) == state)
+                    .map(|r| r.value),
+            );
             out.sample(&BY_STATE, l, &[("state", state)], n);
         }
-        for r in items(rows, "state") {
-            used += r.value;
-            if !STATES.contains(&r.label(0)) {
-                out.sample(&BY_STATE, l, &[("state", r.label(0))], r.value);
-            }
+        // States a newer server may add, as it reports them.
+        for r in items(rows, "state").filter(|r| !STATES.contains(&r.label(0))) {
+            out.sample(&BY_STATE, l, &[("state", r.label(0))], r.value);
         }
-        out.sample(&USED, l, &[], used);
-
-        let max = item(rows, "max_connections").unwrap_or(0.0);
-        let reserved = item(rows, "superuser_reserved_connections").unwrap_or(0.0);
-        let fts = if ctx.content >= 0 {
-            FTS_SLOTS_ON_SEGMENTS
-        } else {
-            0.0
-        };
-        let ordinary_slots = max - reserved;
-        out.sample(&MAX, l, &[], max);
-        out.sample(&RESERVED, l, &[], reserved);
-        out.sample(&HEADROOM_ORDINARY, l, &[], (ordinary_slots - used).max(0.0));
-        out.sample(&HEADROOM_SUPERUSER, l, &[], (max - fts - used).max(0.0));
-        if ordinary_slots > 0.0 {
-            out.sample(&UTILIZATION, l, &[], used / ordinary_slots);
+        let s = slots(rows, ctx.content);
+        out.sample(&USED, l, &[], s.used);
+        out.sample(&MAX, l, &[], s.max_connections);
+        out.sample(&RESERVED, l, &[], s.superuser_reserved);
+        out.sample(&HEADROOM_ORDINARY, l, &[], s.headroom_ordinary);
+        out.sample(&HEADROOM_SUPERUSER, l, &[], s.headroom_superuser);
+        if let Some(ratio) = s.utilization {
+            out.sample(&UTILIZATION, l, &[], ratio);
         }
 
         let sessions = [
@@ -139,14 +129,13 @@ impl Collector for Connections {
                 item(rows, name).unwrap_or(0.0),
             );
         }
-        let oldest_idle = item(rows, "oldest_idle_in_transaction").unwrap_or(0.0);
-        out.sample(&OLDEST_IDLE_IN_TX, l, &[], oldest_idle);
         out.sample(
-            &OLDEST_ACTIVE,
+            &OLDEST_IDLE_IN_TX,
             l,
             &[],
-            item(rows, "oldest_active").unwrap_or(0.0),
+            s.oldest_idle_in_transaction_seconds,
         );
+        out.sample(&OLDEST_ACTIVE, l, &[], s.oldest_active_query_seconds);
 
         let top = ctx.cluster.top_n;
         write_top_n(
@@ -177,6 +166,60 @@ impl Collector for Connections {
     }
 }
 
+/// One instance's connection slots, as `/metrics`, the status page and
+/// `top` show them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Slots {
+    /// Client backends holding `max_connections` slots, the exporter's own included.
+    pub used: f64,
+    pub max_connections: f64,
+    pub superuser_reserved: f64,
+    /// `max_connections - superuser_reserved_connections - used`, not below 0.
+    pub headroom_ordinary: f64,
+    /// `max_connections - used`, less the FTS prober's slot on segments, not below 0.
+    pub headroom_superuser: f64,
+    /// `used` over the ordinary slots; `None` when there are none.
+    pub utilization: Option<f64>,
+    pub idle_in_transaction: f64,
+    pub oldest_idle_in_transaction_seconds: f64,
+    pub oldest_active_query_seconds: f64,
+}
+
+/// The slot figures from this collector's rows of an instance of `content`.
+pub fn slots(rows: &[&Row], content: i16) -> Slots {
+    let used = total(items(rows, "state").map(|r| r.value));
+    let max = item(rows, "max_connections").unwrap_or(0.0);
+    let reserved = item(rows, "superuser_reserved_connections").unwrap_or(0.0);
+    let fts = if content >= 0 {
+        FTS_SLOTS_ON_SEGMENTS
+    } else {
+        0.0
+    };
+    let ordinary_slots = max - reserved;
+    Slots {
+        used,
+        max_connections: max,
+        superuser_reserved: reserved,
+        headroom_ordinary: (ordinary_slots - used).max(0.0),
+        headroom_superuser: (max - fts - used).max(0.0),
+        utilization: (ordinary_slots > 0.0).then(|| used / ordinary_slots),
+        idle_in_transaction: total(
+            items(rows, "state")
+                .filter(|r| r.label(0) == "idle in transaction")
+                .map(|r| r.value),
+        ),
+        oldest_idle_in_transaction_seconds: item(rows, "oldest_idle_in_transaction").unwrap_or(0.0),
+        oldest_active_query_seconds: item(rows, "oldest_active").unwrap_or(0.0),
+    }
+}
+
+/// The roles (`by_user`) or applications (`by_application`) holding most
+/// slots on an instance, at most `n`.
+pub fn top_holders(rows: &[&Row], item: &str, n: usize) -> Vec<(String, f64)> {
+    let (kept, _) = top_n(items(rows, item).map(|r| (r.label(0), r.value)), n);
+    kept.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 /// The `n` largest values by label, and the rest summed as `other`.
 fn write_top_n<'r>(
     out: &mut Writer,
@@ -191,7 +234,7 @@ fn write_top_n<'r>(
         out.sample(desc, labels, &[(label, name)], value);
     }
     if !rest.is_empty() {
-        let rest = rest.iter().map(|(_, v)| v).sum();
+        let rest = total(rest.iter().map(|(_, v)| *v));
         out.sample(desc, labels, &[(label, OTHER)], rest);
     }
 }

@@ -1,7 +1,7 @@
 //! Lock waits: waiting backends by lock type and mode, distinct blockers and
 //! the longest current wait.
 
-use super::{item, items, Collector, Ctx, Row};
+use super::{item, items, total, Collector, Ctx, Row};
 use crate::config::CollectorName;
 use crate::family::Family;
 use crate::metrics::{Desc, Writer};
@@ -39,14 +39,31 @@ impl Collector for Locks {
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
         let l = ctx.labels;
-        let mut waiting = 0.0;
         for r in items(rows, "waiters") {
-            waiting += r.value;
             let labels = [("locktype", r.label(0)), ("mode", r.label(1))];
             out.sample(&WAITERS, l, &labels, r.value);
         }
-        out.sample(&WAITING, l, &[], waiting);
-        out.sample(&BLOCKERS, l, &[], item(rows, "blockers").unwrap_or(0.0));
-        out.sample(&LONGEST, l, &[], item(rows, "longest_wait").unwrap_or(0.0));
+        let w = figures(rows);
+        out.sample(&WAITING, l, &[], w.waiting);
+        out.sample(&BLOCKERS, l, &[], w.blockers);
+        out.sample(&LONGEST, l, &[], w.longest_wait_seconds);
+    }
+}
+
+/// One instance's lock waits, as `/metrics`, the status page and `top` show them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LockFigures {
+    /// Backends waiting for a lock.
+    pub waiting: f64,
+    /// Distinct sessions holding a lock somebody waits for.
+    pub blockers: f64,
+    pub longest_wait_seconds: f64,
+}
+
+pub fn figures(rows: &[&Row]) -> LockFigures {
+    LockFigures {
+        waiting: total(items(rows, "waiters").map(|r| r.value)),
+        blockers: item(rows, "blockers").unwrap_or(0.0),
+        longest_wait_seconds: item(rows, "longest_wait").unwrap_or(0.0),
     }
 }

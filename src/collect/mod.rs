@@ -45,11 +45,10 @@ pub trait Collector: Sync {
     fn name(&self) -> CollectorName;
     /// The statement for `family`, returning rows tagged with this collector's name.
     fn sql(&self, family: Family) -> &'static str;
-    /// Writes samples from this collector's rows of one instance.
+    /// Writes samples from this collector's rows of one instance; collectors
+    /// whose figures join instances write them after the round instead
+    /// (see `sessions`).
     fn write(&self, _rows: &[&Row], _ctx: &Ctx, _out: &mut Writer) {}
-    /// Writes samples that join the rows of every instance collected this
-    /// round (e.g. segment backends attributed to coordinator sessions).
-    fn write_cluster(&self, _instances: &[InstanceRows], _ctx: &ClusterCtx, _out: &mut Writer) {}
 }
 
 /// One collector's rows of one instance collected this round.
@@ -112,42 +111,49 @@ pub fn write_instance(rows: &[Row], enabled: &[CollectorName], ctx: &Ctx, out: &
     }
 }
 
-/// Writes every enabled collector's cluster-wide samples from the instances
-/// collected this round: `(labels, content, rows)` of each.
-pub fn write_cluster(
-    instances: &[(&str, i16, &[Row])],
-    enabled: &[CollectorName],
-    ctx: &ClusterCtx,
-    out: &mut Writer,
-) {
-    for c in COLLECTORS.iter().filter(|c| enabled.contains(&c.name())) {
-        let mine: Vec<InstanceRows> = instances
-            .iter()
-            .map(|&(labels, content, rows)| InstanceRows {
-                labels,
-                content,
-                rows: rows_of(c.name(), rows),
-            })
-            .collect();
-        c.write_cluster(&mine, ctx, out);
-    }
+/// An instance collected this round: its labels, content id and rows.
+pub type Collected<'a> = (&'a str, i16, &'a [Row]);
+
+/// One collector's rows of each instance collected this round.
+pub fn instance_rows<'a>(
+    name: CollectorName,
+    instances: &[Collected<'a>],
+) -> Vec<InstanceRows<'a>> {
+    instances
+        .iter()
+        .map(|&(labels, content, rows)| InstanceRows {
+            labels,
+            content,
+            rows: rows_of(name, rows),
+        })
+        .collect()
 }
 
-fn rows_of(name: CollectorName, rows: &[Row]) -> Vec<&Row> {
+/// One collector's rows among an instance's rows.
+pub fn rows_of(name: CollectorName, rows: &[Row]) -> Vec<&Row> {
     let t = tag(name);
     rows.iter().filter(|r| r.collector == t).collect()
 }
 
+/// The sum of `values`, 0 when there are none. (`Iterator::sum` of `f64`
+/// starts at -0.0, which JSON and tables would show as "-0".)
+pub(crate) fn total(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |a, b| a + b)
+}
+
 /// Label value of the series that sums everything beyond a top-N cap.
 pub(crate) const OTHER: &str = "other";
+
+/// Values by key, largest first.
+pub(crate) type Ranked<K> = Vec<(K, f64)>;
 
 /// The `n` largest values and the rest; ties go by key, so the kept set is
 /// stable between rounds.
 pub(crate) fn top_n<K: Ord>(
     values: impl IntoIterator<Item = (K, f64)>,
     n: usize,
-) -> (Vec<(K, f64)>, Vec<(K, f64)>) {
-    let mut all: Vec<(K, f64)> = values.into_iter().collect();
+) -> (Ranked<K>, Ranked<K>) {
+    let mut all: Ranked<K> = values.into_iter().collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let rest = all.split_off(n.min(all.len()));
     (all, rest)

@@ -40,12 +40,37 @@ impl Collector for Prepared {
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
         let l = ctx.labels;
-        let count = item(rows, "count").unwrap_or(0.0);
-        let max = item(rows, "max").unwrap_or(0.0);
-        out.sample(&COUNT, l, &[], count);
-        out.sample(&MAX, l, &[], max);
-        out.sample(&HEADROOM, l, &[], (max - count).max(0.0));
-        out.sample(&OLDEST, l, &[], item(rows, "oldest_age").unwrap_or(0.0));
-        out.sample(&STALE, l, &[], item(rows, "stale").unwrap_or(0.0));
+        let p = figures(rows);
+        out.sample(&COUNT, l, &[], p.count);
+        out.sample(&MAX, l, &[], p.max);
+        out.sample(&HEADROOM, l, &[], p.headroom);
+        out.sample(&OLDEST, l, &[], p.oldest_age_seconds);
+        out.sample(&STALE, l, &[], p.stale);
+    }
+}
+
+/// One instance's prepared transactions, as `/metrics`, the status page and
+/// `top` show them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PreparedFigures {
+    pub count: f64,
+    /// `max_prepared_transactions`.
+    pub max: f64,
+    /// `max - count`, not below 0.
+    pub headroom: f64,
+    pub oldest_age_seconds: f64,
+    /// Older than `prepared_age_threshold`.
+    pub stale: f64,
+}
+
+pub fn figures(rows: &[&Row]) -> PreparedFigures {
+    let count = item(rows, "count").unwrap_or(0.0);
+    let max = item(rows, "max").unwrap_or(0.0);
+    PreparedFigures {
+        count,
+        max,
+        headroom: (max - count).max(0.0),
+        oldest_age_seconds: item(rows, "oldest_age").unwrap_or(0.0),
+        stale: item(rows, "stale").unwrap_or(0.0),
     }
 }

@@ -7,8 +7,8 @@
 //! many sessions at a typical gang size the segments can hold, against the
 //! coordinator's slots.
 
-use super::{items, top_n, ClusterCtx, Collector, InstanceRows, Row, OTHER};
-use crate::config::CollectorName;
+use super::{items, top_n, total, ClusterCtx, Collector, InstanceRows, Row, OTHER};
+use crate::config::{CollectorName, TopN};
 use crate::family::Family;
 use crate::metrics::{Desc, Writer};
 use std::collections::{BTreeMap, HashMap};
@@ -92,57 +92,145 @@ impl Collector for Sessions {
             ),
         }
     }
+}
 
-    fn write_cluster(&self, instances: &[InstanceRows], ctx: &ClusterCtx, out: &mut Writer) {
-        let coordinator = instances.iter().find(|i| i.content < 0);
-        let sessions = coordinator.map(|c| coordinator_sessions(&c.rows));
-        let mut held = Attribution::default();
-        for inst in instances {
-            if inst.content < 0 {
-                let dispatchers = items(&inst.rows, "by_session").map(|r| r.value).sum();
-                out.sample(
-                    &BACKENDS,
-                    inst.labels,
-                    &[("kind", "dispatcher")],
-                    dispatchers,
-                );
+/// The join of one round, as `/metrics`, the status page and `top` show it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Attribution {
+    /// Backends by kind of each instance given to [`attribute`], in its
+    /// order (each instance's view carries its own).
+    #[serde(skip)]
+    pub kinds: Vec<Vec<(&'static str, f64)>>,
+    /// The roles whose sessions hold most segment backends, then `other`.
+    pub by_user: Vec<Holder>,
+    /// The same by the sessions' `application_name`.
+    pub by_application: Vec<Holder>,
+    /// The coordinator sessions holding most segment backends (empty when
+    /// the coordinator was not read this round).
+    pub sessions: Vec<SessionHolder>,
+    /// Segment backends of the sessions beyond `sessions`.
+    pub other_sessions: f64,
+    pub overcommit: Option<Overcommit>,
+}
+
+/// Segment backends held by a role's or an application's sessions.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Holder {
+    pub name: String,
+    /// Summed over segments.
+    pub segment_backends: f64,
+    /// On the segment where they hold most.
+    pub most_on_one_segment: f64,
+}
+
+/// A coordinator session and the segment backends it holds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SessionHolder {
+    pub sess_id: String,
+    pub usename: String,
+    pub application_name: String,
+    pub client_addr: String,
+    pub state: String,
+    pub age_seconds: f64,
+    /// Summed over segments.
+    pub segment_backends: f64,
+}
+
+/// Coordinator slots against the sessions the segments can hold.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Overcommit {
+    pub segment_session_capacity: f64,
+    pub coordinator_session_slots: f64,
+    /// `None` when the capacity is 0.
+    pub ratio: Option<f64>,
+}
+
+/// Joins the sessions collector's rows of the instances collected this round.
+pub fn attribute(instances: &[InstanceRows], top: TopN) -> Attribution {
+    let coordinator = instances.iter().find(|i| i.content < 0);
+    let sessions = coordinator.map(|c| coordinator_sessions(&c.rows));
+    let mut held = Held::default();
+    let kinds = instances
+        .iter()
+        .map(|inst| {
+            let mut kinds: Vec<(&'static str, f64)> = if inst.content < 0 {
+                let dispatchers = total(items(&inst.rows, "by_session").map(|r| r.value));
+                vec![("dispatcher", dispatchers)]
             } else {
-                let kinds = held.add_segment(&inst.rows, sessions.as_ref());
-                for (kind, n) in EXECUTOR_KINDS.iter().zip(kinds) {
-                    out.sample(&BACKENDS, inst.labels, &[("kind", kind)], n);
-                }
-            }
+                let executors = held.add_segment(&inst.rows, sessions.as_ref());
+                EXECUTOR_KINDS.into_iter().zip(executors).collect()
+            };
             for kind in LOCAL_KINDS {
-                let n = items(&inst.rows, "local")
-                    .filter(|r| r.label(0) == kind)
-                    .map(|r| r.value)
-                    .sum();
-                out.sample(&BACKENDS, inst.labels, &[("kind", kind)], n);
+                let local = items(&inst.rows, "local").filter(|r| r.label(0) == kind);
+                kinds.push((kind, total(local.map(|r| r.value))));
             }
+            kinds
+        })
+        .collect();
+    let (sessions, other_sessions) = match &sessions {
+        Some(s) => held.top_sessions(s, top.sessions),
+        None => (Vec::new(), 0.0),
+    };
+    Attribution {
+        kinds,
+        by_user: top_holders(&held.by_user, top.usename),
+        by_application: top_holders(&held.by_application, top.application_name),
+        sessions,
+        other_sessions,
+        overcommit: overcommit(instances),
+    }
+}
+
+/// Writes the attribution's samples; `instances` as given to [`attribute`].
+pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out: &mut Writer) {
+    for (inst, kinds) in instances.iter().zip(&a.kinds) {
+        for (kind, n) in kinds {
+            out.sample(&BACKENDS, inst.labels, &[("kind", kind)], *n);
         }
-        let top = ctx.cluster.top_n;
-        let l = ctx.labels;
-        held.write_by(
-            &held.by_user,
-            "usename",
-            top.usename,
-            (&BY_USER, &BY_USER_MAX),
-            l,
-            out,
-        );
-        let apps = (&BY_APPLICATION, &BY_APPLICATION_MAX);
-        held.write_by(
-            &held.by_application,
+    }
+    let l = ctx.labels;
+    let by = [
+        (&a.by_user, "usename", &BY_USER, &BY_USER_MAX),
+        (
+            &a.by_application,
             "application_name",
-            top.application_name,
-            apps,
-            l,
-            out,
-        );
-        if let Some(sessions) = &sessions {
-            held.write_sessions(sessions, top.sessions, l, out);
+            &BY_APPLICATION,
+            &BY_APPLICATION_MAX,
+        ),
+    ];
+    for (holders, label, sum, max) in by {
+        for h in holders {
+            out.sample(sum, l, &[(label, &h.name)], h.segment_backends);
+            out.sample(max, l, &[(label, &h.name)], h.most_on_one_segment);
         }
-        write_overcommit(instances, l, out);
+    }
+    for s in &a.sessions {
+        let labels = [
+            ("sess_id", s.sess_id.as_str()),
+            ("usename", &s.usename),
+            ("application_name", &s.application_name),
+            ("client_addr", &s.client_addr),
+            ("state", &s.state),
+        ];
+        out.sample(&BY_SESSION, l, &labels, s.segment_backends);
+        out.sample(&SESSION_AGE, l, &labels, s.age_seconds);
+    }
+    if a.other_sessions > 0.0 {
+        let other = [
+            ("sess_id", OTHER),
+            ("usename", ""),
+            ("application_name", ""),
+            ("client_addr", ""),
+            ("state", ""),
+        ];
+        out.sample(&BY_SESSION, l, &other, a.other_sessions);
+    }
+    if let Some(o) = &a.overcommit {
+        out.sample(&CAPACITY, l, &[], o.segment_session_capacity);
+        out.sample(&COORDINATOR_SLOTS, l, &[], o.coordinator_session_slots);
+        if let Some(ratio) = o.ratio {
+            out.sample(&OVERCOMMIT, l, &[], ratio);
+        }
     }
 }
 
@@ -173,14 +261,14 @@ fn coordinator_sessions<'r>(rows: &[&'r Row]) -> HashMap<&'r str, Session<'r>> {
 /// Segment backends of attributed sessions: per session (summed over
 /// segments), and per user and application for each segment.
 #[derive(Default)]
-struct Attribution<'r> {
+struct Held<'r> {
     by_session: BTreeMap<&'r str, f64>,
     /// One map per segment: name -> backends there.
     by_user: Vec<BTreeMap<&'r str, f64>>,
     by_application: Vec<BTreeMap<&'r str, f64>>,
 }
 
-impl<'r> Attribution<'r> {
+impl<'r> Held<'r> {
     /// Adds one segment's executors; returns them by kind, in `EXECUTOR_KINDS` order.
     fn add_segment(
         &mut self,
@@ -210,108 +298,90 @@ impl<'r> Attribution<'r> {
         kinds
     }
 
-    /// Sum over segments and the most on one segment, for the top `n` names
-    /// by sum and `other` for the rest.
-    fn write_by(
-        &self,
-        per_segment: &[BTreeMap<&'r str, f64>],
-        label: &str,
-        n: usize,
-        (sum_desc, max_desc): (&'static Desc, &'static Desc),
-        labels: &str,
-        out: &mut Writer,
-    ) {
-        let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
-        for segment in per_segment {
-            for (name, v) in segment {
-                *sums.entry(name).or_default() += v;
-            }
-        }
-        let (kept, rest) = top_n(sums, n);
-        for (name, sum) in &kept {
-            out.sample(sum_desc, labels, &[(label, name)], *sum);
-            let most = most_on_one_segment(per_segment, &[name]);
-            out.sample(max_desc, labels, &[(label, name)], most);
-        }
-        if !rest.is_empty() {
-            let sum = rest.iter().map(|(_, v)| v).sum();
-            out.sample(sum_desc, labels, &[(label, OTHER)], sum);
-            let names: Vec<&str> = rest.iter().map(|(name, _)| *name).collect();
-            let most = most_on_one_segment(per_segment, &names);
-            out.sample(max_desc, labels, &[(label, OTHER)], most);
-        }
-    }
-
-    fn write_sessions(
+    /// The `n` sessions holding most, and the backends of the rest.
+    fn top_sessions(
         &self,
         sessions: &HashMap<&str, Session>,
         n: usize,
-        labels: &str,
-        out: &mut Writer,
-    ) {
+    ) -> (Vec<SessionHolder>, f64) {
         let (kept, rest) = top_n(self.by_session.iter().map(|(id, v)| (*id, *v)), n);
-        for (id, backends) in kept {
-            let s = &sessions[id];
-            let session_labels = [
-                ("sess_id", id),
-                ("usename", s.usename),
-                ("application_name", s.application_name),
-                ("client_addr", s.client_addr),
-                ("state", s.state),
-            ];
-            out.sample(&BY_SESSION, labels, &session_labels, backends);
-            out.sample(&SESSION_AGE, labels, &session_labels, s.age);
-        }
-        if !rest.is_empty() {
-            let other = [
-                ("sess_id", OTHER),
-                ("usename", ""),
-                ("application_name", ""),
-                ("client_addr", ""),
-                ("state", ""),
-            ];
-            out.sample(
-                &BY_SESSION,
-                labels,
-                &other,
-                rest.iter().map(|(_, v)| v).sum(),
-            );
+        let kept = kept
+            .into_iter()
+            .map(|(id, backends)| {
+                let s = &sessions[id];
+                SessionHolder {
+                    sess_id: id.to_owned(),
+                    usename: s.usename.to_owned(),
+                    application_name: s.application_name.to_owned(),
+                    client_addr: s.client_addr.to_owned(),
+                    state: s.state.to_owned(),
+                    age_seconds: s.age,
+                    segment_backends: backends,
+                }
+            })
+            .collect();
+        (kept, total(rest.iter().map(|(_, v)| *v)))
+    }
+}
+
+/// Sum over segments and the most on one segment, for the `n` names holding
+/// most and `other` for the rest.
+fn top_holders(per_segment: &[BTreeMap<&str, f64>], n: usize) -> Vec<Holder> {
+    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    for segment in per_segment {
+        for (name, v) in segment {
+            *sums.entry(name).or_default() += v;
         }
     }
+    let (kept, rest) = top_n(sums, n);
+    let mut holders: Vec<Holder> = kept
+        .iter()
+        .map(|(name, sum)| Holder {
+            name: (*name).to_owned(),
+            segment_backends: *sum,
+            most_on_one_segment: most_on_one_segment(per_segment, &[name]),
+        })
+        .collect();
+    if !rest.is_empty() {
+        let names: Vec<&str> = rest.iter().map(|(name, _)| *name).collect();
+        holders.push(Holder {
+            name: OTHER.to_owned(),
+            segment_backends: total(rest.iter().map(|(_, v)| *v)),
+            most_on_one_segment: most_on_one_segment(per_segment, &names),
+        });
+    }
+    holders
 }
 
 /// The most backends `names` hold together on any one segment.
 fn most_on_one_segment(per_segment: &[BTreeMap<&str, f64>], names: &[&str]) -> f64 {
     per_segment
         .iter()
-        .map(|segment| names.iter().filter_map(|n| segment.get(n)).sum::<f64>())
+        .map(|segment| total(names.iter().filter_map(|n| segment.get(n).copied())))
         .fold(0.0, f64::max)
 }
 
 /// The configuration-risk figures, when the coordinator and at least one
 /// segment were read this round.
-fn write_overcommit(instances: &[InstanceRows], labels: &str, out: &mut Writer) {
+fn overcommit(instances: &[InstanceRows]) -> Option<Overcommit> {
     let value = |i: &InstanceRows, item: &str| super::item(&i.rows, item);
-    let Some(coordinator_slots) = instances
+    let coordinator_slots = instances
         .iter()
         .find(|i| i.content < 0)
-        .and_then(|c| value(c, "ordinary_slots"))
-    else {
-        return;
-    };
+        .and_then(|c| value(c, "ordinary_slots"))?;
     let segments = instances.iter().filter(|i| i.content >= 0);
-    let slots = segments.clone().filter_map(|s| value(s, "ordinary_slots"));
-    let Some(segment_slots) = slots.reduce(f64::min) else {
-        return;
-    };
+    let segment_slots = segments
+        .clone()
+        .filter_map(|s| value(s, "ordinary_slots"))
+        .reduce(f64::min)?;
     // The largest cached gang any segment allows is the risk to plan for.
     let threshold = segments
         .filter_map(|s| value(s, "cached_segworkers_threshold"))
         .fold(0.0, f64::max);
     let capacity = (segment_slots / (1.0 + threshold)).floor().max(0.0);
-    out.sample(&CAPACITY, labels, &[], capacity);
-    out.sample(&COORDINATOR_SLOTS, labels, &[], coordinator_slots);
-    if capacity > 0.0 {
-        out.sample(&OVERCOMMIT, labels, &[], coordinator_slots / capacity);
-    }
+    Some(Overcommit {
+        segment_session_capacity: capacity,
+        coordinator_session_slots: coordinator_slots,
+        ratio: (capacity > 0.0).then(|| coordinator_slots / capacity),
+    })
 }

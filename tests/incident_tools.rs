@@ -1,0 +1,231 @@
+//! The incident tools on a cluster in trouble: one segment filled with
+//! ordinary clients and a lock wait on another. `top` (table, JSON and the
+//! exit status of `--fail-below`), `/api/v1/instances`, and the status page
+//! as headless Chromium renders it.
+
+mod support;
+
+use anyhow::{bail, ensure, Context, Result};
+use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::{config_for, Exporter, EXPORTER};
+
+const SEG: InstanceSettings = InstanceSettings::SEGMENT;
+/// The status page's colour for a segment with (almost) no slot left: `--alert`.
+const ALERT_BACKGROUND: &str = "rgb(246, 204, 204)";
+
+fn top(config: &Path, args: &[&str]) -> Result<Output> {
+    Command::new(EXPORTER)
+        .arg("top")
+        .arg(format!("--config.file={}", config.display()))
+        .args(args)
+        .output()
+        .context("running top")
+}
+
+fn write_config(dir: &Path, cluster: &Cluster) -> Result<PathBuf> {
+    let path = dir.join("top.toml");
+    std::fs::write(&path, config_for(cluster, ""))?;
+    Ok(path)
+}
+
+/// The table's rows as whitespace-separated fields, by content id.
+fn rows(table: &str) -> Vec<Vec<&str>> {
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with("CONTENT"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.first().is_some_and(|c| c.parse::<i16>().is_ok()))
+        .collect()
+}
+
+fn instance(json: &Value, content: i64) -> &Value {
+    json["clusters"][0]["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .find(|i| i["catalog"]["content"] == content)
+        .unwrap_or_else(|| panic!("no content {content} in {json}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_the_full_segment_first_and_fails_below_a_threshold() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp6, 2).start()?;
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), &cluster)?;
+    let filled = cluster.fill(1).await?;
+    let _lock = cluster.lock_wait(0).await?;
+    let ordinary = SEG.ordinary_slots() as usize;
+    assert_eq!(filled.len(), ordinary);
+
+    let out = top(&config, &[])?;
+    let table = String::from_utf8(out.stdout)?;
+    assert!(
+        out.status.success(),
+        "{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table_rows = rows(&table);
+    assert_eq!(table_rows.len(), 3, "{table}");
+    // Lowest headroom first: the full segment, with top's own superuser
+    // session in a reserved slot on top of the clients.
+    let full = &table_rows[0];
+    assert_eq!(full[0], "1", "{table}");
+    assert_eq!(
+        full[3],
+        format!("{}/{}", ordinary + 1, SEG.max_connections),
+        "{table}"
+    );
+    assert_eq!(full[4], "0", "{table}");
+    assert!(table.contains(&format!("app_user {ordinary}")), "{table}");
+    let seg0 = table_rows
+        .iter()
+        .find(|r| r[0] == "0")
+        .context("content 0")?;
+    assert_eq!(seg0[7], "1", "one lock waiter on content 0: {table}");
+    assert!(table_rows.iter().any(|r| r[0] == "-1"), "{table}");
+    assert!(
+        table.starts_with("cluster test  gp6  3/3 instances collected"),
+        "{table}"
+    );
+
+    let out = top(&config, &["--json"])?;
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let seg1 = instance(&json, 1);
+    assert_eq!(seg1["up"], true);
+    assert_eq!(seg1["connections"]["headroom_ordinary"], 0.0);
+    assert_eq!(seg1["connections"]["used"], (ordinary + 1) as f64);
+    assert_eq!(
+        seg1["top_users"][0],
+        serde_json::json!(["app_user", ordinary as f64])
+    );
+    assert_eq!(instance(&json, 0)["locks"]["waiting"], 1.0);
+
+    // For cron: below the threshold exits 1, naming the instance.
+    let out = top(&config, &["--fail-below", "1"])?;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("test content 1 (dbid 3): 0 ordinary slots left, below 1"),
+        "{stderr}"
+    );
+    let out = top(&config, &["--fail-below", "0"])?;
+    assert_eq!(out.status.code(), Some(0));
+
+    drop(filled);
+    cluster.stop(0)?;
+    let out = top(&config, &["--fail-below", "1"])?;
+    assert_eq!(out.status.code(), Some(3), "a segment not collected");
+    let table = String::from_utf8(out.stdout)?;
+    let first = &rows(&table)[0];
+    assert_eq!(
+        first[0], "0",
+        "the instance not collected comes first: {table}"
+    );
+    assert!(table.contains("NOT COLLECTED: connect"), "{table}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_shows_the_full_segment_in_the_alert_colour() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let _filled = cluster.fill(1).await?;
+    exporter
+        .wait_for("content 1 full", |m| {
+            m.seg("greenplum_connections_headroom_ordinary", 1, &[]) == Some(0.0)
+        })
+        .await?;
+
+    // The JSON the page reads: the same round as /metrics.
+    let (status, body) = exporter.get("/api/v1/instances").await?;
+    assert_eq!(status, 200);
+    let json: Value = serde_json::from_str(&body)?;
+    assert_eq!(json["clusters"][0]["cluster"], "test");
+    assert_eq!(json["clusters"][0]["family"], "gp7");
+    assert_eq!(instance(&json, 1)["connections"]["headroom_ordinary"], 0.0);
+    assert_eq!(instance(&json, 0)["connections"]["headroom_ordinary"], 24.0);
+    assert_eq!(instance(&json, -1)["up"], true);
+
+    let url = format!("http://127.0.0.1:{}/", exporter.port);
+    let dom = chromium(&["--dump-dom"], &url).await?;
+    let tile = |content: i16| -> Result<String> {
+        let start = dom
+            .find(&format!("data-content=\"{content}\""))
+            .with_context(|| format!("no tile for content {content}:\n{dom}"))?;
+        let open = dom[..start].rfind('<').context("tile start")?;
+        let end = dom[start..].find('>').context("tile end")? + start;
+        Ok(dom[open..=end].to_owned())
+    };
+    let full = tile(1)?;
+    assert!(full.contains("data-level=\"alert\""), "{full}");
+    assert!(
+        full.contains(&format!("data-rendered-background=\"{ALERT_BACKGROUND}\"")),
+        "{full}"
+    );
+    let fine = tile(0)?;
+    assert!(fine.contains("data-level=\"ok\""), "{fine}");
+    assert!(!fine.contains(ALERT_BACKGROUND), "{fine}");
+    assert!(dom.contains("href=\"/metrics\""));
+
+    // Kept as a test artefact for a human look.
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,900",
+        ],
+        &url,
+    )
+    .await?;
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    ensure!(
+        size > 10_000,
+        "screenshot {} has {size} bytes",
+        shot.display()
+    );
+    eprintln!("status page screenshot: {}", shot.display());
+    Ok(())
+}
+
+/// Runs headless Chromium (Debian `chromium`, installed by scripts/test) on
+/// `url`, giving the page's script time to fetch and draw.
+async fn chromium(args: &[&str], url: &str) -> Result<String> {
+    let profile = tempfile::tempdir()?;
+    let mut cmd = tokio::process::Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--virtual-time-budget=10000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .arg(url)
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .context("chromium did not finish in 90 s")?
+        .context("running chromium (Debian package chromium; `bash scripts/test` installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "chromium failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
