@@ -180,28 +180,7 @@ async fn without_the_coordinator_executors_are_unattributed(family: Family) -> R
     Ok(())
 }
 
-macro_rules! for_each_family {
-    ($($name:ident),* $(,)?) => {
-        mod gp6 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp6).await
-                }
-            )*
-        }
-        mod gp7 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp7).await
-                }
-            )*
-        }
-    };
-}
-
-for_each_family!(
+gpemu_harness::for_each_family!(
     segment_backends_are_attributed_to_sessions_users_and_applications,
     without_the_coordinator_executors_are_unattributed,
 );

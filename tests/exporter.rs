@@ -485,28 +485,7 @@ async fn exposition_passes_promtool_and_endpoints_answer(family: Family) -> Resu
     Ok(())
 }
 
-macro_rules! for_each_family {
-    ($($name:ident),* $(,)?) => {
-        mod gp6 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp6).await
-                }
-            )*
-        }
-        mod gp7 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp7).await
-                }
-            )*
-        }
-    };
-}
-
-for_each_family!(
+gpemu_harness::for_each_family!(
     k_ordinary_connections_change_only_that_segment,
     states_sessions_and_ages,
     filled_segment_shows_headroom_zero_and_stays_up,

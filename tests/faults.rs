@@ -16,16 +16,6 @@ const APP: &str = "greenplum_segment_exporter";
 /// Deadline of one instance in `config_for` (instance_timeout = 800ms).
 const DEADLINE_SECONDS: f64 = 0.8;
 
-fn up(m: &Metrics, content: i16) -> Option<f64> {
-    m.seg("greenplum_up", content, &[])
-}
-
-fn error_kind(m: &Metrics, content: i16) -> Option<String> {
-    let content = content.to_string();
-    let found = m.all("greenplum_last_error_info", &[("content", &content)]);
-    found.first().map(|s| s.1["kind"].clone())
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -92,13 +82,13 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp6, 3).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     exporter
-        .wait_for("all up", |m| (-1..3).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..3).all(|c| m.up(c) == Some(1.0)))
         .await?;
     let killed_at = unix_now();
     cluster.stop(1)?;
     let m = exporter
         .wait_for("content 1 down, refused", |m| {
-            up(m, 1) == Some(0.0) && error_kind(m, 1).as_deref() == Some("connect")
+            m.up(1) == Some(0.0) && m.error_kind(1).as_deref() == Some("connect")
         })
         .await?;
     assert_eq!(
@@ -109,7 +99,7 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
     // Two more rounds: everyone else keeps fresh values, rounds stay short.
     let m = exporter.wait_rounds(2.0).await?;
     for content in [-1, 0, 2] {
-        assert_eq!(up(&m, content), Some(1.0));
+        assert_eq!(m.up(content), Some(1.0));
         let last = m
             .seg("greenplum_last_success_timestamp_seconds", content, &[])
             .unwrap();
@@ -126,7 +116,7 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
 
     cluster.start_instance(1)?;
     let m = exporter
-        .wait_for("content 1 back", |m| up(m, 1) == Some(1.0))
+        .wait_for("content 1 back", |m| m.up(1) == Some(1.0))
         .await?;
     assert_eq!(m.seg("greenplum_connections_used", 1, &[]), Some(1.0));
     assert!(
@@ -134,7 +124,7 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
             .unwrap()
             >= 1.0
     );
-    assert_eq!(error_kind(&m, 1), None);
+    assert_eq!(m.error_kind(1), None);
     // One log line per change of state, not one per failed round.
     let dbid = cluster.instance(1).dbid;
     let log = exporter.log();
@@ -148,7 +138,7 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     exporter
-        .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
     let port = cluster.instance(1).port;
     assert_eq!(exporter.connections_to(port)?, 1);
@@ -156,7 +146,7 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
     cluster.pause(1)?;
     let m = exporter
         .wait_for("content 1 timing out", |m| {
-            up(m, 1) == Some(0.0) && error_kind(m, 1).as_deref() == Some("timeout")
+            m.up(1) == Some(0.0) && m.error_kind(1).as_deref() == Some("timeout")
         })
         .await?;
     let first_timeouts = m
@@ -166,9 +156,9 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
     // every round inside its deadline while the others stay fresh.
     for _ in 0..5 {
         let m = exporter.wait_rounds(1.0).await?;
-        assert_eq!(up(&m, 1), Some(0.0));
-        assert_eq!(up(&m, 0), Some(1.0));
-        assert_eq!(up(&m, -1), Some(1.0));
+        assert_eq!(m.up(1), Some(0.0));
+        assert_eq!(m.up(0), Some(1.0));
+        assert_eq!(m.up(-1), Some(1.0));
         assert_eq!(
             m.get("greenplum_exporter_pending_collections", &[]),
             Some(1.0)
@@ -192,7 +182,7 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
 
     cluster.resume(1);
     let m = exporter
-        .wait_for("content 1 answering again", |m| up(m, 1) == Some(1.0))
+        .wait_for("content 1 answering again", |m| m.up(1) == Some(1.0))
         .await?;
     assert_eq!(
         m.get("greenplum_exporter_pending_collections", &[]),
@@ -209,7 +199,7 @@ async fn full_segment_takes_the_exporter_back_through_a_reserved_slot() -> Resul
     let cluster = ClusterSpec::new(Family::Gp6, 2).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     let m = exporter
-        .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
     assert_eq!(
         m.get("greenplum_exporter_reserved_connections_usable", &[]),
@@ -244,7 +234,7 @@ async fn full_segment_takes_the_exporter_back_through_a_reserved_slot() -> Resul
     let full = seg.ordinary_slots() as f64 + 1.0;
     let m = exporter
         .wait_for("content 1 reported again, full", |m| {
-            up(m, 1) == Some(1.0) && m.seg("greenplum_connections_used", 1, &[]) == Some(full)
+            m.up(1) == Some(1.0) && m.seg("greenplum_connections_used", 1, &[]) == Some(full)
         })
         .await?;
     assert_eq!(
@@ -281,7 +271,7 @@ async fn ordinary_role_is_told_it_cannot_use_reserved_slots() -> Result<()> {
         FAST,
     ))?;
     let m = exporter
-        .wait_for("up as an ordinary role", |m| up(m, 0) == Some(1.0))
+        .wait_for("up as an ordinary role", |m| m.up(0) == Some(1.0))
         .await?;
     assert_eq!(
         m.get("greenplum_exporter_reserved_connections_usable", &[]),
@@ -302,7 +292,7 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
     let mut exporter = Exporter::start(&config_for(&cluster, ""))?;
     let m = exporter
         .wait_for("coordinator reported down", |m| {
-            up(m, -1) == Some(0.0) && error_kind(m, -1).as_deref() == Some("connect")
+            m.up(-1) == Some(0.0) && m.error_kind(-1).as_deref() == Some("connect")
         })
         .await?;
     assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(1.0));
@@ -316,7 +306,7 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
     cluster.start_instance(-1)?;
     let m = exporter
         .wait_for("cluster discovered", |m| {
-            (-1..2).all(|c| up(m, c) == Some(1.0))
+            (-1..2).all(|c| m.up(c) == Some(1.0))
         })
         .await?;
     assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(3.0));
@@ -324,12 +314,12 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
     // Down again: the segments are scraped from the last known topology.
     cluster.stop(-1)?;
     exporter
-        .wait_for("coordinator down again", |m| up(m, -1) == Some(0.0))
+        .wait_for("coordinator down again", |m| m.up(-1) == Some(0.0))
         .await?;
     let down_at = unix_now();
     let m = exporter.wait_rounds(2.0).await?;
     for content in [0, 1] {
-        assert_eq!(up(&m, content), Some(1.0));
+        assert_eq!(m.up(content), Some(1.0));
         let last = m
             .seg("greenplum_last_success_timestamp_seconds", content, &[])
             .unwrap();
@@ -347,7 +337,7 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
     // Back, and a catalog change is picked up.
     cluster.start_instance(-1)?;
     exporter
-        .wait_for("coordinator up again", |m| up(m, -1) == Some(1.0))
+        .wait_for("coordinator up again", |m| m.up(-1) == Some(1.0))
         .await?;
     let mirror = cluster
         .initial_catalog()
@@ -370,7 +360,7 @@ async fn failover_moves_the_pool_and_the_labels() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp6, 2).mirrors(true).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     exporter
-        .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
     let primary = cluster.instance(1).clone();
     let mirror = cluster
@@ -438,7 +428,7 @@ async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()>
         timings,
     ))?;
     exporter
-        .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
 
     // A DBA's transaction holds ACCESS EXCLUSIVE on a view the collectors read.
@@ -447,12 +437,12 @@ async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()>
         .await?;
     let m = exporter
         .wait_for("content 1 cut off by lock_timeout", |m| {
-            error_kind(m, 1).as_deref() == Some("lock_timeout")
+            m.error_kind(1).as_deref() == Some("lock_timeout")
         })
         .await?;
     let info = m.all("greenplum_last_error_info", &[("content", "1")]);
     assert_eq!(info[0].1["sqlstate"], "55P03");
-    assert_eq!(up(&m, 0), Some(1.0));
+    assert_eq!(m.up(0), Some(1.0));
     // Counted from the DBA's session: while the view is locked, new sessions
     // cannot even log in to this instance (a reason to hold the connection).
     let count_sql = "SELECT count(*), count(*) FILTER (WHERE EXISTS ( \
@@ -467,19 +457,19 @@ async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()>
     }
     dba.batch_execute("COMMIT").await?;
     exporter
-        .wait_for("content 1 back after the lock", |m| up(m, 1) == Some(1.0))
+        .wait_for("content 1 back after the lock", |m| m.up(1) == Some(1.0))
         .await?;
 
     // pg_stat_activity becomes slow on content 0: statement_timeout ends it.
     cluster.set_catalog_delay(0, 5000).await?;
     let m = exporter
         .wait_for("content 0 cut off by statement_timeout", |m| {
-            error_kind(m, 0).as_deref() == Some("statement_timeout")
+            m.error_kind(0).as_deref() == Some("statement_timeout")
         })
         .await?;
     let info = m.all("greenplum_last_error_info", &[("content", "0")]);
     assert_eq!(info[0].1["sqlstate"], "57014");
-    assert_eq!(up(&m, 1), Some(1.0));
+    assert_eq!(m.up(1), Some(1.0));
     let round = m
         .get("greenplum_exporter_round_duration_seconds", &[])
         .unwrap();
@@ -487,7 +477,7 @@ async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()>
     assert_eq!(exporter_backends(&cluster, 0).await?, 1);
     cluster.set_catalog_delay(0, 0).await?;
     exporter
-        .wait_for("content 0 back", |m| up(m, 0) == Some(1.0))
+        .wait_for("content 0 back", |m| m.up(0) == Some(1.0))
         .await?;
     Ok(())
 }
@@ -502,12 +492,12 @@ async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result
     let exporter = Exporter::start(&config_as(&cluster, gpemu_harness::SUPERUSER, &wrong, FAST))?;
     let m = exporter
         .wait_for("wrong password refused", |m| {
-            error_kind(m, -1).as_deref() == Some("auth")
+            m.error_kind(-1).as_deref() == Some("auth")
         })
         .await?;
     let info = m.all("greenplum_last_error_info", &[("content", "-1")]);
     assert_eq!(info[0].1["sqlstate"], "28P01");
-    assert_eq!(up(&m, -1), Some(0.0));
+    assert_eq!(m.up(-1), Some(0.0));
     exporter.wait_rounds(2.0).await?;
     let log = exporter.log();
     assert!(log.contains("password authentication failed"), "{log}");
@@ -517,7 +507,7 @@ async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result
     let nobody = Exporter::start(&config_as(&cluster, "nobody", &wrong, FAST))?;
     let m = nobody
         .wait_for("missing role refused", |m| {
-            error_kind(m, -1).as_deref() == Some("auth")
+            m.error_kind(-1).as_deref() == Some("auth")
         })
         .await?;
     // PostgreSQL answers a missing role like a wrong password, to hide which it was.
@@ -534,7 +524,7 @@ async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result
         FAST,
     ))?;
     monitor
-        .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
     let admin = cluster.admin(1).await?;
     admin
@@ -542,16 +532,16 @@ async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result
         .await?;
     let m = monitor
         .wait_for("permission denied on content 1", |m| {
-            error_kind(m, 1).as_deref() == Some("permission")
+            m.error_kind(1).as_deref() == Some("permission")
         })
         .await?;
-    assert_eq!(up(&m, 1), Some(0.0));
-    assert_eq!(up(&m, 0), Some(1.0));
+    assert_eq!(m.up(1), Some(0.0));
+    assert_eq!(m.up(0), Some(1.0));
     admin
         .batch_execute("GRANT SELECT ON pg_catalog.pg_prepared_xacts TO PUBLIC")
         .await?;
     monitor
-        .wait_for("content 1 back", |m| up(m, 1) == Some(1.0))
+        .wait_for("content 1 back", |m| m.up(1) == Some(1.0))
         .await?;
     assert!(!monitor.log().contains(gpemu_harness::ORDINARY_PASSWORD));
     Ok(())
@@ -563,7 +553,7 @@ async fn sigterm_and_sigint_close_every_connection() -> Result<()> {
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let mut exporter = Exporter::start(&config_for(&cluster, ""))?;
         exporter
-            .wait_for("all up", |m| (-1..2).all(|c| up(m, c) == Some(1.0)))
+            .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
             .await?;
         // A hung segment keeps a collection in flight while we stop.
         cluster.pause(1)?;
@@ -625,7 +615,7 @@ async fn sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs() -> Resul
     assert!(log.contains("clusters[0].pool_size"), "{log}");
     assert_eq!(setting(&m), 0);
     let m = exporter.wait_rounds(2.0).await?;
-    assert_eq!(up(&m, 0), Some(1.0));
+    assert_eq!(m.up(0), Some(1.0));
     assert_eq!(cluster.query_i64(0, &pid_sql).await?, pid);
 
     // A changed connection setting reconnects.

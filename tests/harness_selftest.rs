@@ -122,8 +122,9 @@ async fn k_ordinary_connections_raise_only_that_segments_count_by_k(family: Fami
 
     let held = cluster.open_sessions(0, 7, SessionState::Idle).await?;
     assert_eq!(held.len(), 7);
-    let after0: i64 = seg0.query_one(sql, &[]).await?.get(0);
-    let after1: i64 = seg1.query_one(sql, &[]).await?.get(0);
+    // The helper's own check session ends asynchronously after it returns.
+    let after0 = eventually_i64(&seg0, sql, before0 + 7).await?;
+    let after1 = eventually_i64(&seg1, sql, before1).await?;
     assert_eq!(after0, before0 + 7);
     assert_eq!(after1, before1);
     Ok(())
@@ -493,28 +494,7 @@ async fn sixteen_segments_start_and_stop(family: Family) -> Result<()> {
     Ok(())
 }
 
-macro_rules! for_each_family {
-    ($($name:ident),* $(,)?) => {
-        mod gp6 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp6).await
-                }
-            )*
-        }
-        mod gp7 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(gpemu_harness::Family::Gp7).await
-                }
-            )*
-        }
-    };
-}
-
-for_each_family!(
+gpemu_harness::for_each_family!(
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
     version_names_the_emulated_family,

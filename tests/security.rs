@@ -514,16 +514,6 @@ async fn exporter_sessions(cluster: &Cluster, content: i16) -> Result<(i64, i64)
     Ok((encrypted, all))
 }
 
-fn up(m: &Metrics, content: i16) -> Option<f64> {
-    m.seg("greenplum_up", content, &[])
-}
-
-fn error_kind(m: &Metrics, content: i16) -> Option<String> {
-    let content = content.to_string();
-    let found = m.all("greenplum_last_error_info", &[("content", &content)]);
-    found.first().map(|s| s.1["kind"].clone())
-}
-
 fn tls_keys(mode: &str, root: &Path) -> String {
     format!(
         "sslmode = \"{mode}\"\nsslrootcert = \"{}\"\n",
@@ -547,7 +537,7 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     let verified = Exporter::start(&config_for(&cluster, &tls_keys("verify-full", &root)))?;
     verified
         .wait_for("all up over verify-full", |m| {
-            (-1..2).all(|c| up(m, c) == Some(1.0))
+            (-1..2).all(|c| m.up(c) == Some(1.0))
         })
         .await?;
     for content in -1..2 {
@@ -559,11 +549,11 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     let refused = Exporter::start(&config_for(&cluster, &tls_keys("verify-full", &wrong_root)))?;
     refused
         .wait_for("coordinator refused: unknown CA", |m| {
-            up(m, -1) == Some(0.0) && error_kind(m, -1).as_deref() == Some("connect")
+            m.up(-1) == Some(0.0) && m.error_kind(-1).as_deref() == Some("connect")
         })
         .await?;
     let m = refused.wait_rounds(2.0).await?;
-    assert_eq!(up(&m, -1), Some(0.0));
+    assert_eq!(m.up(-1), Some(0.0));
     assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(1.0));
     let log = refused.log();
     assert!(log.contains("UnknownIssuer"), "{log}");
@@ -577,7 +567,7 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     };
     let strict = Exporter::start(&by_name("verify-full"))?;
     strict
-        .wait_for("name mismatch refused", |m| up(m, -1) == Some(0.0))
+        .wait_for("name mismatch refused", |m| m.up(-1) == Some(0.0))
         .await?;
     assert!(
         strict.log().contains("not valid for name"),
@@ -588,7 +578,7 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     let chain_only = Exporter::start(&by_name("verify-ca"))?;
     chain_only
         .wait_for("all up over verify-ca", |m| {
-            (-1..2).all(|c| up(m, c) == Some(1.0))
+            (-1..2).all(|c| m.up(c) == Some(1.0))
         })
         .await?;
     drop(chain_only);
@@ -597,7 +587,7 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     let require = Exporter::start(&config_for(&cluster, "sslmode = \"require\"\n"))?;
     require
         .wait_for("all up over require", |m| {
-            (-1..2).all(|c| up(m, c) == Some(1.0))
+            (-1..2).all(|c| m.up(c) == Some(1.0))
         })
         .await?;
     assert_eq!(exporter_sessions(&cluster, 0).await?, (1, 1));
@@ -709,7 +699,7 @@ async fn a_wrong_password_appears_in_no_output() -> Result<()> {
     );
     let config_path = write_private(dir.path(), "exporter.toml", &config)?;
     let trace = [("GPSE_LOG", "trace")];
-    let refused = |m: &Metrics| error_kind(m, -1).as_deref() == Some("auth");
+    let refused = |m: &Metrics| m.error_kind(-1).as_deref() == Some("auth");
 
     let run = Run::start(
         &[format!("--config.file={}", config_path.display())],
@@ -784,7 +774,7 @@ async fn exposed_secret_files_are_reported_and_pgpass_is_used() -> Result<()> {
     let private = Run::start(&args, &env)?;
     private
         .wait_for("up with the pgpass password", |m| {
-            (-1..1).all(|c| up(m, c) == Some(1.0))
+            (-1..1).all(|c| m.up(c) == Some(1.0))
         })
         .await?;
     let output = private.stop().await?;
@@ -794,7 +784,7 @@ async fn exposed_secret_files_are_reported_and_pgpass_is_used() -> Result<()> {
     std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o640))?;
     let exposed = Run::start(&args, &env)?;
     exposed
-        .wait_for("no password to offer", |m| up(m, -1) == Some(0.0))
+        .wait_for("no password to offer", |m| m.up(-1) == Some(0.0))
         .await?;
     // Said again on every reload.
     exposed.signal(Signal::SIGHUP)?;

@@ -259,6 +259,18 @@ impl Metrics {
         found.first().map(|s| s.2)
     }
 
+    /// `greenplum_up` of the instance with this content id.
+    pub fn up(&self, content: i16) -> Option<f64> {
+        self.seg("greenplum_up", content, &[])
+    }
+
+    /// The `kind` of the instance's `greenplum_last_error_info`, while it fails.
+    pub fn error_kind(&self, content: i16) -> Option<String> {
+        let content = content.to_string();
+        let found = self.all("greenplum_last_error_info", &[("content", &content)]);
+        found.first().map(|s| s.1["kind"].clone())
+    }
+
     /// Like [`Metrics::get`] for an instance of content `content`.
     pub fn seg(&self, name: &str, content: i16, extra: &[(&str, &str)]) -> Option<f64> {
         let content = content.to_string();

@@ -35,3 +35,28 @@ pub const DATABASE: &str = "postgres";
 pub const APPLICATION_NAME: &str = "gpemu_harness";
 /// A table in every database that load helpers lock and write to.
 pub const SCRATCH_TABLE: &str = "gpemu_scratch";
+
+/// Runs each listed `async fn name(family: Family) -> anyhow::Result<()>` of
+/// the calling test file as two tests, `gp6::name` and `gp7::name`, on a
+/// two-thread tokio runtime.
+#[macro_export]
+macro_rules! for_each_family {
+    ($($name:ident),* $(,)?) => {
+        mod gp6 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::Family::Gp6).await
+                }
+            )*
+        }
+        mod gp7 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$name($crate::Family::Gp7).await
+                }
+            )*
+        }
+    };
+}
