@@ -2,7 +2,7 @@
 //! [`Writer`], which keeps each family's lines together so the body can be
 //! encoded once per round and served as is.
 
-use crate::view::ClusterView;
+use crate::view::{ClusterView, Document};
 use axum::body::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -169,14 +169,17 @@ static RELOAD_TIME: Desc = Desc::gauge(
 pub struct Snapshot {
     state: Mutex<State>,
     body: RwLock<Bytes>,
-    /// The same rounds as JSON for `/api/v1/instances`, encoded once per round.
-    json: RwLock<Bytes>,
+    /// The same rounds as JSON for `/api/v1/instances`, encoded at the first
+    /// request after a round (nobody may look at it), with the round it is of.
+    json: Mutex<(u64, Bytes)>,
     ready: AtomicBool,
 }
 
 struct State {
     /// Configured clusters; `None` until a cluster's first round.
     clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
+    /// Counts changes of `clusters`, so the JSON knows when it is stale.
+    generation: u64,
     reload_ok: bool,
     loaded_at: SystemTime,
 }
@@ -186,11 +189,12 @@ impl Snapshot {
         let snapshot = Snapshot {
             state: Mutex::new(State {
                 clusters: clusters.into_iter().map(|c| (c, None)).collect(),
+                generation: 1,
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
             }),
             body: RwLock::new(Bytes::new()),
-            json: RwLock::new(Bytes::new()),
+            json: Mutex::new((0, Bytes::new())),
             ready: AtomicBool::new(false),
         };
         snapshot.encode(&snapshot.lock());
@@ -209,6 +213,7 @@ impl Snapshot {
             return;
         };
         *slot = Some((samples, view));
+        state.generation += 1;
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
         }
@@ -227,6 +232,7 @@ impl Snapshot {
                 (n, samples)
             })
             .collect();
+        state.generation += 1;
         self.encode(&state);
     }
 
@@ -254,11 +260,6 @@ impl Snapshot {
             all.merge(w);
         }
         *self.body.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(all.encode());
-        let views: Vec<&ClusterView> = state.clusters.values().flatten().map(|(_, v)| v).collect();
-        // Serialising plain data into a Vec cannot fail.
-        let json =
-            serde_json::to_vec(&serde_json::json!({ "clusters": views })).unwrap_or_default();
-        *self.json.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(json);
     }
 
     /// The encoded exposition of the latest rounds (cheap to clone).
@@ -268,7 +269,16 @@ impl Snapshot {
 
     /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).
     pub fn json(&self) -> Bytes {
-        self.json.read().unwrap_or_else(|e| e.into_inner()).clone()
+        // Always the state first, then the cache: one lock order.
+        let state = self.lock();
+        let mut cached = self.json.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != state.generation {
+            let clusters = state.clusters.values().flatten().map(|(_, v)| v).collect();
+            // Serialising plain data into a Vec cannot fail.
+            let json = serde_json::to_vec(&Document { clusters }).unwrap_or_default();
+            *cached = (state.generation, Bytes::from(json));
+        }
+        cached.1.clone()
     }
 
     /// True once every configured cluster has completed a round.

@@ -6,7 +6,7 @@
 use crate::cli::TopArgs;
 use crate::config::Settings;
 use crate::round::Runner;
-use crate::view::{ClusterView, InstanceView};
+use crate::view::{ClusterView, Document, InstanceView};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -30,8 +30,12 @@ pub async fn run(settings: Settings, args: &TopArgs) -> u8 {
         futures::future::join_all(runners.iter_mut().map(Runner::round)).await;
         let views: Vec<ClusterView> = runners.iter().map(|r| r.render().1).collect();
         let text = if args.json {
-            let json = serde_json::json!({ "clusters": views });
-            format!("{json:#}\n")
+            let document = Document {
+                clusters: views.iter().collect(),
+            };
+            // Serialising plain data cannot fail.
+            let json = serde_json::to_string_pretty(&document).unwrap_or_default();
+            format!("{json}\n")
         } else {
             let width = if terminal {
                 terminal_width()

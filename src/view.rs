@@ -15,6 +15,12 @@ use serde::Serialize;
 /// Roles and applications listed per instance.
 const TOP_HOLDERS: usize = 3;
 
+/// The JSON document of `/api/v1/instances` and `top --json`.
+#[derive(Serialize)]
+pub struct Document<'a> {
+    pub clusters: Vec<&'a ClusterView>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterView {
     pub cluster: String,
