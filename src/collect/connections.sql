@@ -1,4 +1,7 @@
 -- Aggregates the client backends `a` selected by client_backends_<family>.sql.
+-- Ages use clock_timestamp(), not now(): now() is when the exporter's own
+-- transaction began, which can be before a backend's last state change seen
+-- in the activity snapshot, and would give negative ages.
 -- Columns: collector, item, labels, value.
 SELECT 'connections', 'state', ARRAY[coalesce(state, 'unknown')], count(*)::float8
 FROM a GROUP BY state
@@ -7,9 +10,9 @@ SELECT 'connections', v.item, ARRAY[]::text[], v.value
 FROM (
     SELECT count(DISTINCT sess_id) FILTER (WHERE sess_id > 0) AS distributed,
            count(*) FILTER (WHERE sess_id <= 0) AS local,
-           max(extract(epoch FROM now() - state_change))
+           max(extract(epoch FROM clock_timestamp() - state_change))
                FILTER (WHERE state = 'idle in transaction') AS idle_in_tx,
-           max(extract(epoch FROM now() - query_start))
+           max(extract(epoch FROM clock_timestamp() - query_start))
                FILTER (WHERE state = 'active' AND pid <> pg_backend_pid()) AS active
     FROM a
 ) s,

@@ -23,5 +23,5 @@ JOIN pg_locks h
 WHERE NOT w.granted AND w.pid IS NOT NULL
 UNION ALL
 SELECT 'locks', 'longest_wait', ARRAY[]::text[],
-       coalesce(max(extract(epoch FROM now() - query_start)), 0)::float8
+       coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
 FROM pg_stat_activity WHERE waiting AND waiting_reason = 'lock'

@@ -9,5 +9,5 @@ FROM pg_locks l, LATERAL unnest(pg_blocking_pids(l.pid)) b
 WHERE NOT l.granted AND l.pid IS NOT NULL
 UNION ALL
 SELECT 'locks', 'longest_wait', ARRAY[]::text[],
-       coalesce(max(extract(epoch FROM now() - state_change)), 0)::float8
+       coalesce(max(extract(epoch FROM clock_timestamp() - state_change)), 0)::float8
 FROM pg_stat_activity WHERE wait_event_type = 'Lock'

@@ -4,8 +4,8 @@
 SELECT 'prepared', v.item, ARRAY[]::text[], v.value
 FROM (
     SELECT count(*) AS n,
-           max(extract(epoch FROM now() - prepared)) AS oldest,
-           count(*) FILTER (WHERE prepared < now() - $1 * interval '1 second') AS stale
+           max(extract(epoch FROM clock_timestamp() - prepared)) AS oldest,
+           count(*) FILTER (WHERE prepared < clock_timestamp() - $1 * interval '1 second') AS stale
     FROM pg_prepared_xacts
 ) p,
 LATERAL (VALUES

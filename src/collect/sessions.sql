@@ -23,7 +23,7 @@ UNION ALL
 SELECT 'sessions', 'coordinator_session',
        ARRAY[sess_id::text, coalesce(usename, ''), coalesce(application_name, ''),
              coalesce(client_addr, ''), coalesce(state, '')],
-       extract(epoch FROM now() - backend_start)::float8
+       extract(epoch FROM clock_timestamp() - backend_start)::float8
 FROM a
 WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'
   AND current_setting('gp_contentid', true)::int < 0
