@@ -11,6 +11,9 @@ pub enum ErrorKind {
     Connect,
     /// The server refused the login: wrong password, missing role, pg_hba.
     Auth,
+    /// The TLS handshake failed: an untrusted certificate, a name it does not
+    /// carry, or a server without TLS (see `sslmode`).
+    Tls,
     /// Out of connection slots, even for the exporter (SQLSTATE 53300).
     TooManyConnections,
     /// The server is starting, stopping or in recovery (SQLSTATE 57P03).
@@ -39,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connect => "connect",
             ErrorKind::Auth => "auth",
+            ErrorKind::Tls => "tls",
             ErrorKind::TooManyConnections => "too_many_connections",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Permission => "permission",
@@ -93,7 +97,10 @@ impl fmt::Display for ScrapeError {
 impl From<tokio_postgres::Error> for ScrapeError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            let kind = if e.is_closed() || source_is_io(&e) {
+            // tokio-postgres does not expose its error kind; its message does.
+            let kind = if e.to_string().starts_with("error performing TLS handshake") {
+                ErrorKind::Tls
+            } else if e.is_closed() || source_is_io(&e) {
                 ErrorKind::Connect
             } else {
                 ErrorKind::Query

@@ -549,7 +549,7 @@ async fn database_tls_verifies_the_chain_and_the_segment_address() -> Result<()>
     let refused = Exporter::start(&config_for(&cluster, &tls_keys("verify-full", &wrong_root)))?;
     refused
         .wait_for("coordinator refused: unknown CA", |m| {
-            m.up(-1) == Some(0.0) && m.error_kind(-1).as_deref() == Some("connect")
+            m.up(-1) == Some(0.0) && m.error_kind(-1).as_deref() == Some("tls")
         })
         .await?;
     let m = refused.wait_rounds(2.0).await?;
