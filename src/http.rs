@@ -4,15 +4,13 @@
 
 use crate::metrics::Snapshot;
 use crate::web_config::LiveWebConfig;
-use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Router};
-use prometheus::{Encoder, Registry, TextEncoder};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -30,20 +28,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct AppState {
     snapshot: Arc<Snapshot>,
-    /// The exporter process's own CPU, memory and file descriptors.
-    process: Registry,
     telemetry_path: String,
 }
 
 pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig) -> Router {
-    let process = Registry::new();
-    let collector = prometheus::process_collector::ProcessCollector::for_self();
-    process
-        .register(Box::new(collector))
-        .expect("a fresh registry accepts the process collector");
     let state = AppState {
         snapshot,
-        process,
         telemetry_path: telemetry_path.to_owned(),
     };
     Router::new()
@@ -103,15 +93,38 @@ async fn guard(State(web): State<LiveWebConfig>, request: Request, next: Next) -
     response
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
-    let mut process = Vec::new();
-    // Encoding a handful of process gauges cannot fail on a Vec.
-    let _ = TextEncoder::new().encode(&s.process.gather(), &mut process);
-    let chunks = [s.snapshot.body(), process.into()];
-    let body = Body::from_stream(futures::stream::iter(
-        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
-    ([(header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
+/// The last rounds' exposition as encoded then: no work per request beyond
+/// gzip, which is done once per round for all who ask.
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let vary = (header::VARY, "Accept-Encoding");
+    if accepts_gzip(&headers) {
+        let encoding = (header::CONTENT_ENCODING, "gzip");
+        let headers = [(header::CONTENT_TYPE, TEXT_FORMAT), encoding, vary];
+        (headers, s.snapshot.body_gzip()).into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, TEXT_FORMAT), vary],
+            s.snapshot.body(),
+        )
+            .into_response()
+    }
+}
+
+/// True when `Accept-Encoding` lists gzip with a weight above 0.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+            name.eq_ignore_ascii_case("gzip") && weight > 0.0
+        })
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
@@ -150,4 +163,69 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web_config::WebConfig;
+    use std::io::Read;
+    use tower::ServiceExt;
+
+    fn encodings(value: &str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn gzip_is_used_when_asked_with_a_positive_weight() {
+        assert!(encodings("gzip"));
+        assert!(encodings("deflate, GZIP;q=0.5"));
+        assert!(encodings("gzip, deflate, br"));
+        assert!(!encodings("gzip;q=0"));
+        assert!(!encodings("gzip; q=0.0, identity"));
+        assert!(!encodings("identity"));
+        assert!(!encodings("x-gzip-not"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_gzipped_to_who_asks_and_plain_otherwise() {
+        let snapshot = Arc::new(Snapshot::new(["c".to_owned()]));
+        let app = router(
+            snapshot.clone(),
+            "/metrics",
+            LiveWebConfig::new(WebConfig::default()),
+        );
+        let get = |gzip: bool| {
+            let mut r = Request::builder().uri("/metrics");
+            if gzip {
+                r = r.header(header::ACCEPT_ENCODING, "gzip");
+            }
+            r.body(axum::body::Body::empty()).unwrap()
+        };
+        let plain = app.clone().oneshot(get(false)).await.unwrap();
+        assert_eq!(plain.headers().get(header::CONTENT_ENCODING), None);
+        let plain = axum::body::to_bytes(plain.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(plain, snapshot.body());
+
+        let zipped = app.oneshot(get(true)).await.unwrap();
+        assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(zipped.headers()[header::VARY], "Accept-Encoding");
+        let zipped = axum::body::to_bytes(zipped.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, plain);
+        assert!(zipped.len() < plain.len());
+    }
 }

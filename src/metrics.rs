@@ -4,6 +4,7 @@
 
 use crate::view::{ClusterView, Document};
 use axum::body::Bytes;
+use prometheus::{Encoder, TextEncoder};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,7 +169,13 @@ static RELOAD_TIME: Desc = Desc::gauge(
 /// round so that any number of scrapes costs the databases nothing.
 pub struct Snapshot {
     state: Mutex<State>,
-    body: RwLock<Bytes>,
+    /// The exposition, with a number that changes with every re-encoding.
+    body: RwLock<(u64, Bytes)>,
+    /// The same, gzipped at the first request that asks for it after a change.
+    gzip: Mutex<(u64, Bytes)>,
+    /// The exporter process's own CPU, memory and file descriptors, encoded
+    /// into the body with every round.
+    process: prometheus::Registry,
     /// The same rounds as JSON for `/api/v1/instances`, encoded at the first
     /// request after a round (nobody may look at it), with the round it is of.
     json: Mutex<(u64, Bytes)>,
@@ -193,7 +200,9 @@ impl Snapshot {
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
             }),
-            body: RwLock::new(Bytes::new()),
+            body: RwLock::new((0, Bytes::new())),
+            gzip: Mutex::new((0, Bytes::new())),
+            process: process_registry(),
             json: Mutex::new((0, Bytes::new())),
             ready: AtomicBool::new(false),
         };
@@ -259,12 +268,32 @@ impl Snapshot {
         for (w, _) in state.clusters.values().flatten() {
             all.merge(w);
         }
-        *self.body.write().unwrap_or_else(|e| e.into_inner()) = Bytes::from(all.encode());
+        let mut text = all.encode().into_bytes();
+        // Encoding a handful of process gauges into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.process.gather(), &mut text);
+        let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
+        *body = (body.0 + 1, Bytes::from(text));
     }
 
     /// The encoded exposition of the latest rounds (cheap to clone).
     pub fn body(&self) -> Bytes {
-        self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.body
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// [`Snapshot::body`] gzipped, compressed once per round at most: a
+    /// large cluster's body is megabytes, which Prometheus asks for gzipped.
+    pub fn body_gzip(&self) -> Bytes {
+        let (generation, body) = self.body.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // Held while compressing: concurrent scrapes wait rather than repeat the work.
+        let mut cached = self.gzip.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != generation {
+            *cached = (generation, Bytes::from(gzip(&body)));
+        }
+        cached.1.clone()
     }
 
     /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).
@@ -285,6 +314,28 @@ impl Snapshot {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+}
+
+fn process_registry() -> prometheus::Registry {
+    let registry = prometheus::Registry::new();
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    registry
+        .register(Box::new(collector))
+        .expect("a fresh registry accepts the process collector");
+    registry
+}
+
+/// Fast compression: the body is mostly repeated label sets, which even the
+/// lowest level shrinks about tenfold.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -311,6 +362,24 @@ mod tests {
             }
         }
         None
+    }
+
+    #[test]
+    fn gzip_body_is_the_body_compressed_once_per_change() {
+        use std::io::Read;
+        let snapshot = Snapshot::new(["c".to_owned()]);
+        let gz = snapshot.body_gzip();
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &snapshot.body()[..]);
+        assert!(plain.contains("greenplum_exporter_build_info"));
+        assert!(plain.contains("process_cpu_seconds_total"));
+        // Same bytes (the cached buffer) until the body changes.
+        assert_eq!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
+        snapshot.reloaded(false);
+        assert_ne!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
     }
 
     proptest! {
