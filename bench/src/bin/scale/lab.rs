@@ -228,52 +228,41 @@ impl Lab {
 
     /// Waits until no session named `app` is left on any server.
     pub async fn wait_sessions_gone(&self, app: &str, limit: Duration) -> Result<()> {
-        let until = Instant::now() + limit;
-        loop {
-            check_stop()?;
-            let mut left = 0i64;
-            for c in &self.monitors {
-                left += c
-                    .query_one(
-                        "SELECT /* gpse_bench */ count(*) FROM pg_stat_activity WHERE application_name = $1",
-                        &[&app],
-                    )
-                    .await?
-                    .get::<_, i64>(0);
-            }
-            if left == 0 {
-                return Ok(());
-            }
-            if Instant::now() > until {
-                bail!("{left} sessions of {app} still open after {limit:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let sql =
+            "SELECT /* gpse_bench */ count(*) FROM pg_stat_activity WHERE application_name = $1";
+        self.wait_for_none(sql, &[&app], &format!("sessions of {app}"), limit)
+            .await
     }
 
     /// Waits until no client session but the benchmark's monitors is left on
     /// any server (for clients without an `application_name` of their own).
     pub async fn wait_quiet(&self, limit: Duration) -> Result<()> {
+        let sql = "SELECT /* gpse_bench */ count(*) FROM pg_stat_get_activity(NULL) a \
+                   WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() \
+                   AND coalesce(a.application_name, '') NOT LIKE 'gpse_bench%'";
+        self.wait_for_none(sql, &[], "client sessions", limit).await
+    }
+
+    /// Polls a `count(*)` on every server until the sum is 0.
+    async fn wait_for_none(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        what: &str,
+        limit: Duration,
+    ) -> Result<()> {
         let until = Instant::now() + limit;
         loop {
             check_stop()?;
             let mut left = 0i64;
             for c in &self.monitors {
-                left += c
-                    .query_one(
-                        "SELECT /* gpse_bench */ count(*) FROM pg_stat_get_activity(NULL) a \
-                         WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid() \
-                         AND coalesce(a.application_name, '') NOT LIKE 'gpse_bench%'",
-                        &[],
-                    )
-                    .await?
-                    .get::<_, i64>(0);
+                left += c.query_one(sql, params).await?.get::<_, i64>(0);
             }
             if left == 0 {
                 return Ok(());
             }
             if Instant::now() > until {
-                bail!("{left} client sessions still open after {limit:?}");
+                bail!("{left} {what} still open after {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
