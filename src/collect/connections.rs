@@ -81,16 +81,7 @@ impl Collector for Connections {
     }
 
     fn sql(&self, family: Family) -> &'static str {
-        match family {
-            Family::Gp6 => concat!(
-                include_str!("client_backends_gp6.sql"),
-                include_str!("connections.sql")
-            ),
-            Family::Gp7 => concat!(
-                include_str!("client_backends_gp7.sql"),
-                include_str!("connections.sql")
-            ),
-        }
+        on_client_backends!(family, "connections.sql")
     }
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {

@@ -4,6 +4,18 @@
 //!
 //! Every collector's SQL returns rows of `(collector, item, labels text[], value)`.
 
+/// The family's client backends (`client_backends_<family>.sql`, a CTE `a`)
+/// followed by `$sql`, which aggregates them: the one place that picks which
+/// `pg_stat_activity` rows hold connection slots.
+macro_rules! on_client_backends {
+    ($family:expr, $sql:literal) => {
+        match $family {
+            Family::Gp6 => concat!(include_str!("client_backends_gp6.sql"), include_str!($sql)),
+            Family::Gp7 => concat!(include_str!("client_backends_gp7.sql"), include_str!($sql)),
+        }
+    };
+}
+
 pub mod connections;
 pub mod locks;
 pub mod prepared;
