@@ -31,6 +31,17 @@ impl Family {
         }
     }
 
+    /// `idle_in_transaction_session_timeout` came with PostgreSQL 9.6: GP7
+    /// has it, GP6 (9.4) does not. On GP6 the exporter never leaves a
+    /// transaction open anyway: it runs single autocommit statements, and a
+    /// connection whose statement misses its deadline is closed.
+    pub fn has_idle_in_transaction_timeout(self) -> bool {
+        match self {
+            Family::Gp6 => false,
+            Family::Gp7 => true,
+        }
+    }
+
     /// Families to try, in order, when connecting to a coordinator of unknown family.
     pub const PROBE_ORDER: [Family; 2] = [Family::Gp6, Family::Gp7];
 }

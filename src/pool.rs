@@ -28,16 +28,21 @@ pub struct Endpoint {
 }
 
 /// Session settings that keep the exporter harmless during an incident:
-/// read-only, short statement and lock timeouts, and no transaction left open.
+/// read-only, short statement and lock timeouts and, where the family has the
+/// setting, no transaction left open. Only settings the family's server knows:
+/// one it does not know makes it refuse the connection (FATAL 42704).
 fn session_options(c: &ClusterConfig, family: Family) -> String {
-    format!(
-        "{} -c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={} \
-         -c idle_in_transaction_session_timeout={}",
+    let mut options = format!(
+        "{} -c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={}",
         family.utility_option(),
         c.statement_timeout.as_millis(),
         c.lock_timeout.as_millis(),
-        c.instance_timeout.as_millis().max(1000),
-    )
+    );
+    if family.has_idle_in_transaction_timeout() {
+        let ms = c.instance_timeout.as_millis().max(1000);
+        options.push_str(&format!(" -c idle_in_transaction_session_timeout={ms}"));
+    }
+    options
 }
 
 /// libpq-style settings of one instance's connections.

@@ -26,14 +26,16 @@ SELECT 'sessions', 'coordinator_session',
        extract(epoch FROM clock_timestamp() - backend_start)::float8
 FROM a
 WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'
-  AND current_setting('gp_contentid', true)::int < 0
+  AND current_setting('gp_contentid')::int < 0
 UNION ALL
 -- The limits the configuration-risk figure is made of.
 SELECT 'sessions', v.item, ARRAY[]::text[], v.value
 FROM (VALUES
     ('ordinary_slots', current_setting('max_connections')::float8
                        - current_setting('superuser_reserved_connections')::float8),
-    -- Greenplum's default when the server does not say (GP5 has no such setting).
+    -- Greenplum's default when the server does not say. Read from pg_settings:
+    -- GP6 has only current_setting(text), which fails on a missing setting.
     ('cached_segworkers_threshold',
-     coalesce(current_setting('gp_cached_segworkers_threshold', true), '5')::float8)
+     coalesce((SELECT setting FROM pg_settings WHERE name = 'gp_cached_segworkers_threshold'),
+              '5')::float8)
 ) v(item, value)
