@@ -30,6 +30,8 @@ pub enum ErrorKind {
     Query,
     /// The server is not a Greenplum-family server the exporter understands.
     NotGreenplum,
+    /// A Greenplum-family version the exporter does not support (Greenplum 5).
+    NotSupported,
     /// The coordinator was never reached, so the instance list is unknown.
     NoTopology,
     /// A collection task ended abnormally (a bug; reported, never fatal).
@@ -50,11 +52,16 @@ impl ErrorKind {
             ErrorKind::StatementTimeout => "statement_timeout",
             ErrorKind::Query => "query",
             ErrorKind::NotGreenplum => "not_greenplum",
+            ErrorKind::NotSupported => "not_supported",
             ErrorKind::NoTopology => "no_topology",
             ErrorKind::Internal => "internal",
         }
     }
 }
+
+/// Longest error message carried in a label: enough for a server's message
+/// ("unrecognized configuration parameter ..."), short enough for a label.
+pub const LABEL_MESSAGE_CHARS: usize = 200;
 
 /// A failed collection or topology read. The message never carries a
 /// password: it comes from the server or the driver, which do not echo it.
@@ -72,6 +79,16 @@ impl ScrapeError {
             kind,
             sqlstate: None,
             message: message.into(),
+        }
+    }
+
+    /// The message as the `message` label of `greenplum_last_error_info`:
+    /// its first line, at most [`LABEL_MESSAGE_CHARS`] characters.
+    pub fn label_message(&self) -> &str {
+        let line = self.message.lines().next().unwrap_or("");
+        match line.char_indices().nth(LABEL_MESSAGE_CHARS) {
+            Some((end, _)) => &line[..end],
+            None => line,
         }
     }
 
@@ -161,5 +178,18 @@ impl From<deadpool_postgres::PoolError> for ScrapeError {
             }
             other => ScrapeError::new(ErrorKind::Connect, other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_message_is_one_bounded_line() {
+        let e = ScrapeError::new(ErrorKind::Query, "first line\nsecond line");
+        assert_eq!(e.label_message(), "first line");
+        let long = ScrapeError::new(ErrorKind::Query, "é".repeat(LABEL_MESSAGE_CHARS + 5));
+        assert_eq!(long.label_message().chars().count(), LABEL_MESSAGE_CHARS);
     }
 }

@@ -22,13 +22,18 @@ impl Family {
         }
     }
 
-    /// Startup option that puts a session in utility mode: no dispatch to the
+    /// The setting that puts a session in utility mode: no dispatch to the
     /// segments, so the exporter never takes slots it does not hold itself.
-    pub fn utility_option(self) -> &'static str {
+    pub fn utility_setting(self) -> &'static str {
         match self {
-            Family::Gp6 => "-c gp_session_role=utility",
-            Family::Gp7 => "-c gp_role=utility",
+            Family::Gp6 => "gp_session_role",
+            Family::Gp7 => "gp_role",
         }
+    }
+
+    /// [`Family::utility_setting`] as a startup option.
+    pub fn utility_option(self) -> String {
+        format!("-c {}=utility", self.utility_setting())
     }
 
     /// `idle_in_transaction_session_timeout` came with PostgreSQL 9.6: GP7
@@ -78,12 +83,36 @@ impl ServerVersion {
     /// Greenplum and Greengage before 7 use `gp_session_role`; 7 and every
     /// Cloudberry release use `gp_role`.
     pub fn family(&self) -> Family {
-        let cloudberry = self.product.contains("Cloudberry");
-        if !cloudberry && self.major < 7 {
+        if !self.is_cloudberry() && self.major < 7 {
             Family::Gp6
         } else {
             Family::Gp7
         }
+    }
+
+    /// Greenplum and Greengage 6 and later (PostgreSQL 9.4+), and every
+    /// Cloudberry release. Greenplum 5 is PostgreSQL 8.3: its
+    /// `pg_stat_activity` has no `state` column, and it has neither `FILTER`
+    /// nor `LATERAL`, which the collectors' SQL needs.
+    pub fn is_supported(&self) -> bool {
+        self.is_cloudberry() || self.major >= MIN_SUPPORTED_MAJOR
+    }
+
+    fn is_cloudberry(&self) -> bool {
+        self.product.contains("Cloudberry")
+    }
+}
+
+/// The oldest Greenplum (and Greengage) major version the exporter supports.
+pub const MIN_SUPPORTED_MAJOR: u32 = 6;
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}.{}.{}",
+            self.product, self.major, self.minor, self.patch
+        )
     }
 }
 
@@ -107,6 +136,18 @@ mod tests {
             assert_eq!(v.family(), family, "{text}");
             assert_eq!(v.major, major, "{text}");
         }
+    }
+
+    #[test]
+    fn greenplum_5_is_not_supported_and_6_on_is() {
+        let v = |text: &str| ServerVersion::parse(text).unwrap();
+        let gp5 = v("PostgreSQL 8.3.23 (Greenplum Database 5.29.1 build commit:x) on x86_64");
+        assert!(!gp5.is_supported());
+        assert_eq!(gp5.to_string(), "Greenplum Database 5.29.1");
+        assert!(v("PostgreSQL 9.4.26 (Greenplum Database 6.0.0 build x) on x").is_supported());
+        assert!(v("PostgreSQL 9.4.26 (Greengage Database 6.28.0 build 1) on x").is_supported());
+        assert!(v("PostgreSQL 12.12 (Greenplum Database 7.0.0 build x) on x").is_supported());
+        assert!(v("PostgreSQL 14.4 (Apache Cloudberry 1.6.0 build 1) on x").is_supported());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::collect::{self, sessions, sessions::Attribution};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::error::{ErrorKind, ScrapeError};
-use crate::family::{Family, ServerVersion};
+use crate::family::{self, Family, ServerVersion};
 use crate::job::{stuck_after, Job};
 use crate::metrics::{render_labels, Desc, Snapshot, Writer};
 use crate::pool::{self, Checkout, Endpoint};
@@ -640,14 +640,27 @@ async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeErr
         let pool = pool::build(cfg, &endpoint);
         match identify(&pool).await {
             Ok((version, reserved_usable)) => {
-                let family = match (fixed, ServerVersion::parse(&version)) {
+                let parsed = ServerVersion::parse(&version);
+                if let Some(v) = parsed.as_ref().filter(|v| !v.is_supported()) {
+                    pool.close();
+                    return Err(ScrapeError::new(
+                        ErrorKind::NotSupported,
+                        format!(
+                            "{v} is not supported: the exporter needs Greenplum or Greengage {}+ \
+                             or Apache Cloudberry ({version:?})",
+                            family::MIN_SUPPORTED_MAJOR
+                        ),
+                    ));
+                }
+                let family = match (fixed, parsed) {
                     (Some(f), _) => f,
                     (None, Some(v)) => v.family(),
                     (None, None) => {
+                        pool.close();
                         return Err(ScrapeError::new(
                             ErrorKind::NotGreenplum,
                             format!("version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"),
-                        ))
+                        ));
                     }
                 };
                 // Late GP7 also accepts gp_session_role; use the family's own option anyway.
@@ -664,11 +677,15 @@ async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeErr
                     reserved_usable,
                 });
             }
-            Err(e) if fixed.is_none() && refuses_utility_option(&e) => {
+            Err(e) if fixed.is_none() && refuses_utility_option(&e, probed) => {
                 debug!(cluster = %cfg.name, family = probed.name(), error = %e, "not this family");
+                pool.close();
                 last_err = Some(e);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                pool.close();
+                return Err(e);
+            }
         }
     }
     Err(last_err.expect("at least one candidate family"))
@@ -682,13 +699,62 @@ async fn identify(pool: &Pool) -> Result<(String, bool), ScrapeError> {
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// The server refused the family's utility option: try the other family.
-fn refuses_utility_option(e: &ScrapeError) -> bool {
-    match e.sqlstate.as_deref() {
-        // unrecognized configuration parameter "gp_session_role" (GP7, Cloudberry)
-        Some("42704") => true,
+/// The server refused `probed`'s utility option itself, so it is of the
+/// other family. Any other refusal, such as another setting the server does
+/// not know, is an error of its own and is reported as such.
+fn refuses_utility_option(e: &ScrapeError, probed: Family) -> bool {
+    match (e.sqlstate.as_deref(), probed) {
+        // GP7 / Cloudberry: unrecognized configuration parameter "gp_session_role"
+        (Some("42704"), _) => e
+            .message
+            .contains(&format!("\"{}\"", probed.utility_setting())),
         // GP6 refusing gp_role: "System was started in master-only utility mode"
-        Some("57P03") => e.message.contains("utility mode"),
+        (Some("57P03"), Family::Gp7) => e.message.contains("master-only utility mode"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str, message: &str) -> ScrapeError {
+        ScrapeError {
+            kind: ErrorKind::Query,
+            sqlstate: Some(code.to_owned()),
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_a_refused_utility_option_means_the_other_family() {
+        let unknown = |name: &str| {
+            refused(
+                "42704",
+                &format!("FATAL: unrecognized configuration parameter \"{name}\""),
+            )
+        };
+        assert!(refuses_utility_option(
+            &unknown("gp_session_role"),
+            Family::Gp6
+        ));
+        assert!(refuses_utility_option(&unknown("gp_role"), Family::Gp7));
+        // Another setting the server lacks is that setting's problem, not the family's.
+        let other = unknown("idle_in_transaction_session_timeout");
+        assert!(!refuses_utility_option(&other, Family::Gp6));
+        assert!(!refuses_utility_option(&other, Family::Gp7));
+        assert!(!refuses_utility_option(
+            &unknown("gp_session_role"),
+            Family::Gp7
+        ));
+        let gp6_refusing_gp_role = refused(
+            "57P03",
+            "FATAL: System was started in master-only utility mode - only utility mode \
+             connections are allowed",
+        );
+        assert!(refuses_utility_option(&gp6_refusing_gp_role, Family::Gp7));
+        assert!(!refuses_utility_option(&gp6_refusing_gp_role, Family::Gp6));
+        let starting = refused("57P03", "FATAL: the database system is starting up");
+        assert!(!refuses_utility_option(&starting, Family::Gp7));
     }
 }

@@ -37,7 +37,8 @@ static ERRORS: Desc = Desc::counter(
 );
 static LAST_ERROR: Desc = Desc::gauge(
     "greenplum_last_error_info",
-    "Present while the instance is failing: why (kind) and the server's SQLSTATE, if it answered.",
+    "Present while the instance is failing: why (kind), the server's SQLSTATE if it answered, \
+     and the error message (first line, at most 200 characters).",
 );
 
 pub(crate) struct Target {
@@ -224,7 +225,11 @@ impl Target {
         }
         if let Some(e) = &s.last_error {
             let sqlstate = e.sqlstate.as_deref().unwrap_or("");
-            let labels = [("kind", e.kind.label()), ("sqlstate", sqlstate)];
+            let labels = [
+                ("kind", e.kind.label()),
+                ("sqlstate", sqlstate),
+                ("message", e.label_message()),
+            ];
             w.sample(&LAST_ERROR, l, &labels, 1.0);
         }
         if up {

@@ -485,7 +485,90 @@ async fn exposition_passes_promtool_and_endpoints_answer(family: Family) -> Resu
     Ok(())
 }
 
+/// Every collector (the default), the family detected or fixed in the
+/// configuration: every instance is collected and none reports an error. The
+/// emulation refuses settings and functions the family's real server lacks,
+/// so a statement or startup option that Greenplum 6 or 7 would refuse fails
+/// here.
+async fn every_collector_collects_every_instance(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).mirrors(true).start()?;
+    for choice in ["auto", family.name()] {
+        let config = config_for(&cluster, &format!("family = \"{choice}\"\n"));
+        let exporter = Exporter::start(&config)?;
+        let m = exporter
+            .wait_for("a round with the topology", |m| {
+                m.all("greenplum_up", &[]).len() == cluster.instances().len()
+            })
+            .await?;
+        let m = exporter.wait_rounds(1.0).await.unwrap_or(m);
+        for inst in cluster.instances() {
+            let c = inst.content;
+            assert_eq!(
+                m.up(c),
+                Some(1.0),
+                "family = {choice}, content {c}:\n{}",
+                m.text
+            );
+            for name in [
+                "greenplum_connections_used",
+                "greenplum_prepared_transactions",
+                "greenplum_lock_waiting_backends",
+            ] {
+                assert!(m.seg(name, c, &[]).is_some(), "{name} of content {c}");
+            }
+            let backends = m.all("greenplum_backends", &[("content", &c.to_string())]);
+            assert!(!backends.is_empty(), "greenplum_backends of content {c}");
+            let settings = m.all("greenplum_setting", &[("content", &c.to_string())]);
+            assert!(!settings.is_empty(), "greenplum_setting of content {c}");
+        }
+        assert!(
+            m.all("greenplum_last_error_info", &[]).is_empty(),
+            "family = {choice}:\n{}",
+            m.text
+        );
+        assert_eq!(
+            m.all("greenplum_catalog_instance_up", &[]).len(),
+            cluster.initial_catalog().len()
+        );
+    }
+    Ok(())
+}
+
+/// Greenplum 5 (PostgreSQL 8.3) lacks what the collectors' SQL needs: the
+/// exporter refuses it, naming the version, rather than failing every round.
+async fn greenplum_5_is_refused_naming_its_version(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    cluster
+        .admin(-1)
+        .await?
+        .batch_execute(
+            "SET allow_system_table_mods = on; \
+             CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text LANGUAGE sql AS \
+             $$SELECT 'PostgreSQL 8.3.23 (Greenplum Database 5.29.1 build commit:x) on x86_64'::text$$",
+        )
+        .await?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let m = exporter
+        .wait_for("the coordinator refused", |m| m.error_kind(-1).is_some())
+        .await?;
+    assert_eq!(m.error_kind(-1).as_deref(), Some("not_supported"));
+    let info = m.all("greenplum_last_error_info", &[("content", "-1")]);
+    let message = &info[0].1["message"];
+    assert!(
+        message.starts_with("Greenplum Database 5.29.1 is not supported"),
+        "{message}"
+    );
+    assert_eq!(m.up(-1), Some(0.0));
+    assert!(m.up(0).is_none(), "no segment is collected:\n{}", m.text);
+    assert!(exporter
+        .log()
+        .contains("Greenplum Database 5.29.1 is not supported"));
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
+    every_collector_collects_every_instance,
+    greenplum_5_is_refused_naming_its_version,
     k_ordinary_connections_change_only_that_segment,
     states_sessions_and_ages,
     filled_segment_shows_headroom_zero_and_stays_up,
