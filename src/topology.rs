@@ -13,7 +13,7 @@ pub struct SegmentRow {
     /// `p` primary, `m` mirror (or coordinator standby).
     pub role: char,
     pub preferred_role: char,
-    /// `s` synchronized, `n` not in sync (GP5 also `c`, `r`).
+    /// `s` synchronized, `n` not in sync.
     pub mode: char,
     /// `u` up, `d` down.
     pub status: char,
@@ -35,7 +35,7 @@ impl SegmentRow {
     }
 }
 
-/// Columns by name (GP5 lacks `datadir`, which we do not need).
+/// Columns by name, only those the exporter needs.
 const CATALOG_SQL: &str = "SELECT dbid, content, role::text, preferred_role::text, mode::text, \
      status::text, port, hostname, address FROM gp_segment_configuration ORDER BY content, dbid";
 

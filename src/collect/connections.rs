@@ -15,7 +15,12 @@ static BY_STATE: Desc = Desc::gauge(
 );
 static USED: Desc = Desc::gauge(
     "greenplum_connections_used",
-    "Client backends holding max_connections slots, the exporter's own included.",
+    "max_connections slots in use: client backends (the exporter's own included) and, on GP6, \
+     walsenders.",
+);
+static WALSENDERS: Desc = Desc::gauge(
+    "greenplum_connections_walsenders",
+    "Walsenders holding max_connections slots (GP6 only: PostgreSQL 12+ gives them their own).",
 );
 static MAX: Desc = Desc::gauge(
     "greenplum_connections_max",
@@ -100,6 +105,9 @@ impl Collector for Connections {
         }
         let s = slots(rows, ctx.content);
         out.sample(&USED, l, &[], s.used);
+        if let Some(n) = s.walsenders {
+            out.sample(&WALSENDERS, l, &[], n);
+        }
         out.sample(&MAX, l, &[], s.max_connections);
         out.sample(&RESERVED, l, &[], s.superuser_reserved);
         out.sample(&HEADROOM_ORDINARY, l, &[], s.headroom_ordinary);
@@ -161,8 +169,12 @@ impl Collector for Connections {
 /// `top` show them.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Slots {
-    /// Client backends holding `max_connections` slots, the exporter's own included.
+    /// `max_connections` slots in use: client backends, the exporter's own
+    /// included, and walsenders where they take such a slot.
     pub used: f64,
+    /// Walsenders holding `max_connections` slots (GP6); `None` where they
+    /// have slots of their own (GP7+).
+    pub walsenders: Option<f64>,
     pub max_connections: f64,
     pub superuser_reserved: f64,
     /// `max_connections - superuser_reserved_connections - used`, not below 0.
@@ -178,7 +190,8 @@ pub struct Slots {
 
 /// The slot figures from this collector's rows of an instance of `content`.
 pub fn slots(rows: &[&Row], content: i16) -> Slots {
-    let used = total(items(rows, "state").map(|r| r.value));
+    let walsenders = item(rows, "walsenders");
+    let used = total(items(rows, "state").map(|r| r.value)) + walsenders.unwrap_or(0.0);
     let max = item(rows, "max_connections").unwrap_or(0.0);
     let reserved = item(rows, "superuser_reserved_connections").unwrap_or(0.0);
     let fts = if content >= 0 {
@@ -189,6 +202,7 @@ pub fn slots(rows: &[&Row], content: i16) -> Slots {
     let ordinary_slots = max - reserved;
     Slots {
         used,
+        walsenders,
         max_connections: max,
         superuser_reserved: reserved,
         headroom_ordinary: (ordinary_slots - used).max(0.0),

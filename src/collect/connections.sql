@@ -1,4 +1,4 @@
--- Aggregates the client backends `a` selected by client_backends_<family>.sql.
+-- Aggregates the slot holders (`a`, `slot_walsenders`) of client_backends_<family>.sql.
 -- Ages use clock_timestamp(), not now(): now() is when the exporter's own
 -- transaction began, which can be before a backend's last state change seen
 -- in the activity snapshot, and would give negative ages.
@@ -24,6 +24,9 @@ LATERAL (VALUES
     ('oldest_idle_in_transaction', coalesce(s.idle_in_tx, 0)::float8),
     ('oldest_active', coalesce(s.active, 0)::float8)
 ) v(item, value)
+UNION ALL
+SELECT 'connections', 'walsenders', ARRAY[]::text[], n::float8
+FROM slot_walsenders WHERE n IS NOT NULL
 UNION ALL
 SELECT 'connections', 'by_user', ARRAY[coalesce(usename, '')], count(*)::float8
 FROM a GROUP BY usename

@@ -1,4 +1,4 @@
--- Lock waits on a GP5/GP6 instance (PostgreSQL 9.4 base): no pg_blocking_pids(),
+-- Lock waits on a GP6 / Greengage 6 instance (PostgreSQL 9.4 base): no pg_blocking_pids(),
 -- so blockers are the granted holders of the same lock object as a waiter;
 -- a waiting backend shows waiting_reason 'lock' and waits since query_start.
 -- Columns: collector, item, labels, value.

@@ -4,9 +4,9 @@
 //!
 //! Every collector's SQL returns rows of `(collector, item, labels text[], value)`.
 
-/// The family's client backends (`client_backends_<family>.sql`, a CTE `a`)
-/// followed by `$sql`, which aggregates them: the one place that picks which
-/// `pg_stat_activity` rows hold connection slots.
+/// The family's slot holders (`client_backends_<family>.sql`: CTEs `a`, the
+/// client backends, and `slot_walsenders`) followed by `$sql`, which
+/// aggregates them: the one place that picks what holds connection slots.
 macro_rules! on_client_backends {
     ($family:expr, $sql:literal) => {
         match $family {
