@@ -2,9 +2,9 @@ use clap::Parser;
 use greenplum_segment_exporter::cli::{Cli, Command, LogFormat, LogLevel};
 use greenplum_segment_exporter::config::{self, ConfigError, Settings};
 use greenplum_segment_exporter::metrics::Snapshot;
-use greenplum_segment_exporter::service::Service;
-use greenplum_segment_exporter::web_config::{self, LiveWebConfig, WebConfig};
-use greenplum_segment_exporter::{http, listener, top};
+use greenplum_segment_exporter::round::service::Service;
+use greenplum_segment_exporter::web::config::{self as web_config, LiveWebConfig, WebConfig};
+use greenplum_segment_exporter::{cli::top, web, web::listener};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -90,7 +90,7 @@ async fn serve(settings: Settings, web_config: LiveWebConfig, cli: &Cli) -> anyh
     };
     info!(address = %listener.local_addr()?, path = %web.telemetry_path, tls, basic_auth,
           "listening");
-    let app = http::router(snapshot.clone(), &web.telemetry_path, web_config.clone());
+    let app = web::router(snapshot.clone(), &web.telemetry_path, web_config.clone());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(listener::serve(
         listener,

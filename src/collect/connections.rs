@@ -4,8 +4,8 @@
 
 use super::{item, items, top_n, total, Collector, Ctx, Row, OTHER};
 use crate::config::CollectorName;
-use crate::family::Family;
 use crate::metrics::{Desc, Writer};
+use crate::model::family::Family;
 
 pub struct Connections;
 

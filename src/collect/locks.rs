@@ -3,8 +3,8 @@
 
 use super::{item, items, total, Collector, Ctx, Row};
 use crate::config::CollectorName;
-use crate::family::Family;
 use crate::metrics::{Desc, Writer};
+use crate::model::family::Family;
 
 pub struct Locks;
 

@@ -24,8 +24,8 @@ pub mod settings;
 pub mod topology;
 
 use crate::config::{ClusterConfig, CollectorName};
-use crate::family::Family;
 use crate::metrics::Writer;
+use crate::model::family::Family;
 
 /// One row of the combined statement.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,8 +9,8 @@
 
 use super::{items, top_n, total, ClusterCtx, Collector, InstanceRows, Row, OTHER};
 use crate::config::{CollectorName, TopN};
-use crate::family::Family;
 use crate::metrics::{Desc, Writer};
+use crate::model::family::Family;
 use std::collections::{BTreeMap, HashMap};
 
 pub struct Sessions;

@@ -85,8 +85,8 @@ impl Run {
     }
 }
 
-fn exporter_family(family: gpemu_harness::Family) -> greenplum_segment_exporter::family::Family {
-    use greenplum_segment_exporter::family::Family;
+fn exporter_family(family: gpemu_harness::Family) -> greenplum_segment_exporter::model::family::Family {
+    use greenplum_segment_exporter::model::family::Family;
     match family {
         gpemu_harness::Family::Gp6 => Family::Gp6,
         gpemu_harness::Family::Gp7 => Family::Gp7,

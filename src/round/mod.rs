@@ -8,20 +8,24 @@
 //!
 //! A round never waits longer than `instance_timeout` for any instance, nor
 //! for the coordinator's catalog: work still running then is kept (see
-//! [`crate::job`]) rather than cancelled and repeated, so a hung instance
+//! [`crate::round::job`]) rather than cancelled and repeated, so a hung instance
 //! costs one connection and one statement however many rounds it stays hung.
+pub mod backoff;
+pub mod job;
+pub mod service;
+pub mod target;
 
-use crate::backoff::Backoff;
 use crate::collect::{self, sessions, sessions::Attribution};
 use crate::config::{ClusterConfig, CollectorName};
-use crate::error::{ErrorKind, ScrapeError};
-use crate::family::{self, Family, ServerVersion};
-use crate::job::{stuck_after, Job};
+use crate::db::pool::{self, Checkout, Endpoint};
+use crate::db::topology::{self, SegmentRow};
 use crate::metrics::{render_labels, Desc, Snapshot, Writer};
-use crate::pool::{self, Checkout, Endpoint};
-use crate::target::{unix_seconds, Plan, Target};
-use crate::topology::{self, SegmentRow};
-use crate::view::{CatalogView, ClusterView, InstanceView};
+use crate::model::error::{ErrorKind, ScrapeError};
+use crate::model::family::{self, Family, ServerVersion};
+use crate::model::view::{CatalogView, ClusterView, InstanceView};
+use crate::round::backoff::Backoff;
+use crate::round::job::{stuck_after, Job};
+use crate::round::target::{unix_seconds, Plan, Target};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;

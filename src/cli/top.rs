@@ -5,8 +5,8 @@
 
 use crate::cli::TopArgs;
 use crate::config::Settings;
+use crate::model::view::{ClusterView, Document, InstanceView};
 use crate::round::Runner;
-use crate::view::{ClusterView, Document, InstanceView};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -382,7 +382,7 @@ mod tests {
 
     fn view() -> ClusterView {
         use crate::collect::connections::Slots;
-        use crate::view::{CatalogView, ErrorView};
+        use crate::model::view::{CatalogView, ErrorView};
         let catalog = |content: i16| CatalogView {
             content,
             dbid: content + 2,

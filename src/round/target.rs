@@ -2,15 +2,15 @@
 //! pool, the collection that may still be running from an earlier round, its
 //! retry schedule, and what the last attempts found.
 
-use crate::backoff::Backoff;
 use crate::collect::{self, Ctx, Row};
 use crate::config::{ClusterConfig, CollectorName};
-use crate::error::{ErrorKind, ScrapeError};
-use crate::job::{stuck_after, Job};
+use crate::db::pool::{Checkout, Endpoint};
+use crate::db::topology::SegmentRow;
 use crate::metrics::{Desc, Writer};
-use crate::pool::{Checkout, Endpoint};
-use crate::topology::SegmentRow;
-use crate::view::InstanceView;
+use crate::model::error::{ErrorKind, ScrapeError};
+use crate::model::view::InstanceView;
+use crate::round::backoff::Backoff;
+use crate::round::job::{stuck_after, Job};
 use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;

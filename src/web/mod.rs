@@ -1,9 +1,12 @@
 //! HTTP endpoints: the metrics snapshot, health, readiness and a landing page;
 //! GET and HEAD only, behind basic auth when configured, each request under a
 //! deadline and few at once (bcrypt runs are costly), no version banner.
+pub mod basic_auth;
+pub mod config;
+pub mod listener;
 
 use crate::metrics::Snapshot;
-use crate::web_config::LiveWebConfig;
+use crate::web::config::LiveWebConfig;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -168,7 +171,7 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web_config::WebConfig;
+    use crate::web::config::WebConfig;
     use std::io::Read;
     use tower::ServiceExt;
 

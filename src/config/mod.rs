@@ -1,9 +1,10 @@
 //! Configuration: a TOML or YAML file (or a single `--coordinator.dsn`), with
 //! environment overrides, validated into [`Settings`]. Every error names the key.
+pub mod conninfo;
+pub mod permissions;
 
-use crate::db_tls::{DbTls, SslMode, TlsKeys};
-use crate::family::Family;
-use crate::permissions;
+use crate::model::family::Family;
+use crate::tls::database::{DbTls, SslMode, TlsKeys};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -347,7 +348,7 @@ fn env_source() -> config::Environment {
 fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKeys, ConfigError> {
     let key = "--coordinator.dsn";
     // tokio-postgres knows neither verify-ca / verify-full nor the TLS files.
-    let (dsn, tls) = crate::conninfo::take_tls_keys(dsn).map_err(|e| invalid(key, e))?;
+    let (dsn, tls) = crate::config::conninfo::take_tls_keys(dsn).map_err(|e| invalid(key, e))?;
     let cfg: tokio_postgres::Config = dsn
         .parse()
         .map_err(|e: tokio_postgres::Error| invalid(key, format!("not a valid DSN: {e}")))?;
@@ -646,7 +647,7 @@ mod pgpass {
         let path = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
-        if crate::permissions::is_exposed(&path) {
+        if crate::config::permissions::is_exposed(&path) {
             // libpq ignores such a file; so do we, saying why.
             tracing::warn!(path = %path.display(), "password file has group or world access \
                            and is ignored; permissions should be u=rw (0600) or less");

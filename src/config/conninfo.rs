@@ -3,7 +3,7 @@
 //! `verify-full`, `sslrootcert`, `sslcert`, `sslkey`): they are taken out
 //! here and the rest is left to tokio-postgres.
 
-use crate::db_tls::{SslMode, TlsKeys};
+use crate::tls::database::{SslMode, TlsKeys};
 use std::path::PathBuf;
 
 /// The DSN without its TLS keys, and those keys.

@@ -4,7 +4,7 @@
 //! of being cancelled and started anew. A hung instance thus has one
 //! statement and one connection outstanding, never one per round.
 
-use crate::error::{ErrorKind, ScrapeError};
+use crate::model::error::{ErrorKind, ScrapeError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,7 +108,7 @@ impl<T: Send + 'static> Job<T> {
     }
 
     /// Cancels the work; a connection in the middle of a statement is closed
-    /// (see [`crate::pool::Checkout`]).
+    /// (see [`crate::db::pool::Checkout`]).
     pub fn abort(self) {
         self.handle.abort();
     }

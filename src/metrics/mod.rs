@@ -2,7 +2,7 @@
 //! [`Writer`], which keeps each family's lines together so the body can be
 //! encoded once per round and served as is.
 
-use crate::view::{ClusterView, Document};
+use crate::model::view::{ClusterView, Document};
 use axum::body::Bytes;
 use prometheus::{Encoder, TextEncoder};
 use std::collections::{BTreeMap, HashMap};

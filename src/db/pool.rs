@@ -4,7 +4,7 @@
 //! `verify-full` a segment's certificate must name its catalog `address`.
 
 use crate::config::ClusterConfig;
-use crate::family::Family;
+use crate::model::family::Family;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };

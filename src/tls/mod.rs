@@ -2,6 +2,7 @@
 //! the crypto provider, reading PEM files, and the verifier that accepts any
 //! certificate (for `sslmode = require` and `RequireAnyClientCert`, which ask
 //! for encryption or a certificate without checking who signed it).
+pub mod database;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};

@@ -8,8 +8,8 @@ use crate::collect::prepared::{self, PreparedFigures};
 use crate::collect::sessions::Attribution;
 use crate::collect::{self, Row};
 use crate::config::CollectorName;
-use crate::error::ScrapeError;
-use crate::topology::SegmentRow;
+use crate::db::topology::SegmentRow;
+use crate::model::error::ScrapeError;
 use serde::Serialize;
 
 /// Roles and applications listed per instance.

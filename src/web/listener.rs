@@ -3,7 +3,7 @@
 //! handshake and for the request head, and a cap on open connections, so
 //! a slow or flooding client cannot keep Prometheus out.
 
-use crate::web_config::LiveWebConfig;
+use crate::web::config::LiveWebConfig;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -5,9 +5,9 @@
 //! cannot honour is refused rather than ignored: each one is a security
 //! setting someone relies on.
 
-use crate::basic_auth::BasicAuth;
 use crate::config::ConfigError;
-use crate::{permissions, tls};
+use crate::web::basic_auth::BasicAuth;
+use crate::{config::permissions, tls};
 use axum::http::{HeaderName, HeaderValue};
 use rustls::server::{danger::ClientCertVerifier, WebPkiClientVerifier};
 use rustls::version::{TLS12, TLS13};

@@ -1,4 +1,5 @@
 //! Command-line flags, named as Prometheus exporters name theirs.
+pub mod top;
 
 use crate::config::Overrides;
 use clap::{Args, Parser, Subcommand, ValueEnum};
