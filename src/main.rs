@@ -1,8 +1,8 @@
 use clap::Parser;
 use greenplum_segment_exporter::cli::{Cli, Command, LogFormat, LogLevel};
 use greenplum_segment_exporter::config::{self, ConfigError, Settings};
-use greenplum_segment_exporter::metrics::Snapshot;
 use greenplum_segment_exporter::round::service::Service;
+use greenplum_segment_exporter::round::snapshot::Snapshot;
 use greenplum_segment_exporter::web::config::{self as web_config, LiveWebConfig, WebConfig};
 use greenplum_segment_exporter::{cli::top, web, web::listener};
 use std::process::ExitCode;

@@ -5,6 +5,7 @@
 
 use crate::cli::TopArgs;
 use crate::config::Settings;
+use crate::model::figures::Slots;
 use crate::model::view::{ClusterView, Document, InstanceView};
 use crate::round::Runner;
 use std::fmt::Write as _;
@@ -193,7 +194,7 @@ fn role(i: &InstanceView) -> String {
     format!("{}{switched}", c.role)
 }
 
-fn slots(i: &InstanceView, f: fn(&crate::collect::connections::Slots) -> String) -> String {
+fn slots(i: &InstanceView, f: fn(&Slots) -> String) -> String {
     i.connections.as_ref().map_or(String::new(), f)
 }
 
@@ -381,7 +382,6 @@ mod tests {
     }
 
     fn view() -> ClusterView {
-        use crate::collect::connections::Slots;
         use crate::model::view::{CatalogView, ErrorView};
         let catalog = |content: i16| CatalogView {
             content,

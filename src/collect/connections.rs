@@ -6,6 +6,7 @@ use super::{item, items, top_n, total, Collector, Ctx, Row, OTHER};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::family::Family;
+use crate::model::figures::Slots;
 
 pub struct Connections;
 
@@ -163,29 +164,6 @@ impl Collector for Connections {
             top.application_name,
         );
     }
-}
-
-/// One instance's connection slots, as `/metrics`, the status page and
-/// `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Slots {
-    /// `max_connections` slots in use: client backends, the exporter's own
-    /// included, and walsenders where they take such a slot.
-    pub used: f64,
-    /// Walsenders holding `max_connections` slots (GP6); `None` where they
-    /// have slots of their own (GP7+).
-    pub walsenders: Option<f64>,
-    pub max_connections: f64,
-    pub superuser_reserved: f64,
-    /// `max_connections - superuser_reserved_connections - used`, not below 0.
-    pub headroom_ordinary: f64,
-    /// `max_connections - used`, less the FTS prober's slot on segments, not below 0.
-    pub headroom_superuser: f64,
-    /// `used` over the ordinary slots; `None` when there are none.
-    pub utilization: Option<f64>,
-    pub idle_in_transaction: f64,
-    pub oldest_idle_in_transaction_seconds: f64,
-    pub oldest_active_query_seconds: f64,
 }
 
 /// The slot figures from this collector's rows of an instance of `content`.

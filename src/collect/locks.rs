@@ -5,6 +5,7 @@ use super::{item, items, total, Collector, Ctx, Row};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::family::Family;
+use crate::model::figures::LockFigures;
 
 pub struct Locks;
 
@@ -48,16 +49,6 @@ impl Collector for Locks {
         out.sample(&BLOCKERS, l, &[], w.blockers);
         out.sample(&LONGEST, l, &[], w.longest_wait_seconds);
     }
-}
-
-/// One instance's lock waits, as `/metrics`, the status page and `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct LockFigures {
-    /// Backends waiting for a lock.
-    pub waiting: f64,
-    /// Distinct sessions holding a lock somebody waits for.
-    pub blockers: f64,
-    pub longest_wait_seconds: f64,
 }
 
 pub fn figures(rows: &[&Row]) -> LockFigures {

@@ -25,7 +25,10 @@ pub mod topology;
 
 use crate::config::{ClusterConfig, CollectorName};
 use crate::metrics::Writer;
+use crate::model::catalog::SegmentRow;
+use crate::model::error::ScrapeError;
 use crate::model::family::Family;
+use crate::model::view::{CatalogView, ErrorView, InstanceView};
 
 /// One row of the combined statement.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,6 +123,44 @@ pub fn tag(name: CollectorName) -> &'static str {
 pub fn write_instance(rows: &[Row], enabled: &[CollectorName], ctx: &Ctx, out: &mut Writer) {
     for c in COLLECTORS.iter().filter(|c| enabled.contains(&c.name())) {
         c.write(&rows_of(c.name(), rows), ctx, out);
+    }
+}
+
+/// Roles and applications listed per instance in its view.
+const TOP_HOLDERS: usize = 3;
+
+/// An instance's view from its catalog row, its state and, when it was
+/// collected this round, the figures its enabled collectors' rows give.
+pub fn instance_view(
+    row: &SegmentRow,
+    up: Option<bool>,
+    error: Option<&ScrapeError>,
+    rows: Option<&[Row]>,
+    enabled: &[CollectorName],
+) -> InstanceView {
+    let of = |name: CollectorName| {
+        rows.filter(|_| enabled.contains(&name))
+            .map(|rows| rows_of(name, rows))
+    };
+    let connections = of(CollectorName::Connections);
+    let holders = |item: &str| {
+        connections
+            .as_ref()
+            .map(|r| connections::top_holders(r, item, TOP_HOLDERS))
+            .unwrap_or_default()
+    };
+    InstanceView {
+        catalog: CatalogView::of(row),
+        up,
+        error: error.map(ErrorView::of),
+        top_users: holders("by_user"),
+        top_applications: holders("by_application"),
+        connections: connections
+            .as_ref()
+            .map(|r| connections::slots(r, row.content)),
+        prepared: of(CollectorName::Prepared).map(|r| prepared::figures(&r)),
+        locks: of(CollectorName::Locks).map(|r| locks::figures(&r)),
+        backends: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use super::{item, Collector, Ctx, Row};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::family::Family;
+use crate::model::figures::PreparedFigures;
 
 pub struct Prepared;
 
@@ -47,20 +48,6 @@ impl Collector for Prepared {
         out.sample(&OLDEST, l, &[], p.oldest_age_seconds);
         out.sample(&STALE, l, &[], p.stale);
     }
-}
-
-/// One instance's prepared transactions, as `/metrics`, the status page and
-/// `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct PreparedFigures {
-    pub count: f64,
-    /// `max_prepared_transactions`.
-    pub max: f64,
-    /// `max - count`, not below 0.
-    pub headroom: f64,
-    pub oldest_age_seconds: f64,
-    /// Older than `prepared_age_threshold`.
-    pub stale: f64,
 }
 
 pub fn figures(rows: &[&Row]) -> PreparedFigures {

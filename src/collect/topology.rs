@@ -1,8 +1,8 @@
 //! Catalog view of the cluster: every instance's status, role and sync mode
 //! as `gp_segment_configuration` records them (mirrors included), and counts.
 
-use crate::db::topology::SegmentRow;
 use crate::metrics::{Desc, Writer};
+use crate::model::catalog::SegmentRow;
 use std::collections::BTreeMap;
 
 static STATUS_UP: Desc = Desc::gauge(

@@ -64,7 +64,8 @@ impl ErrorKind {
 pub const LABEL_MESSAGE_CHARS: usize = 200;
 
 /// A failed collection or topology read. The message never carries a
-/// password: it comes from the server or the driver, which do not echo it.
+/// password: it comes from the server or the driver, which do not echo it
+/// (`db::error` classifies the driver's errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScrapeError {
     pub kind: ErrorKind,
@@ -107,76 +108,6 @@ impl fmt::Display for ScrapeError {
         match &self.sqlstate {
             Some(code) => write!(f, "{} ({code}): {}", self.kind.label(), self.message),
             None => write!(f, "{}: {}", self.kind.label(), self.message),
-        }
-    }
-}
-
-impl From<tokio_postgres::Error> for ScrapeError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        let Some(db) = e.as_db_error() else {
-            // tokio-postgres does not expose its error kind; its message does.
-            let kind = if e.to_string().starts_with("error performing TLS handshake") {
-                ErrorKind::Tls
-            } else if e.is_closed() || source_is_io(&e) {
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Query
-            };
-            return ScrapeError::new(kind, with_causes(&e));
-        };
-        let code = db.code().code();
-        let kind = match code {
-            "53300" => ErrorKind::TooManyConnections,
-            "57P03" | "57P01" | "57P02" => ErrorKind::Unavailable,
-            "42501" => ErrorKind::Permission,
-            "55P03" => ErrorKind::LockTimeout,
-            "57014" => ErrorKind::StatementTimeout,
-            c if c.starts_with("28") => ErrorKind::Auth,
-            "3D000" => ErrorKind::Auth,
-            _ => ErrorKind::Query,
-        };
-        ScrapeError {
-            kind,
-            sqlstate: Some(code.to_owned()),
-            message: format!("{}: {}", db.severity(), db.message()),
-        }
-    }
-}
-
-/// The driver's message followed by its causes ("error connecting to server: Connection refused").
-fn with_causes(e: &tokio_postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-fn source_is_io(e: &tokio_postgres::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.is::<std::io::Error>() {
-            return true;
-        }
-        source = s.source();
-    }
-    // tokio-postgres reports connect failures and timeouts without a db error.
-    let text = e.to_string();
-    text.contains("error connecting") || text.contains("timeout")
-}
-
-impl From<deadpool_postgres::PoolError> for ScrapeError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        use deadpool_postgres::PoolError;
-        match e {
-            PoolError::Backend(e) => e.into(),
-            PoolError::Timeout(t) => {
-                ScrapeError::new(ErrorKind::Timeout, format!("pool {t:?} timeout"))
-            }
-            other => ScrapeError::new(ErrorKind::Connect, other.to_string()),
         }
     }
 }

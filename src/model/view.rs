@@ -1,19 +1,12 @@
-//! What the status page, `/api/v1/instances` and `top` show: per instance
-//! the figures `/metrics` has, built from the same round by the same
-//! collector functions, as one serialisable value.
+//! What a round produced, as the status page, `/api/v1/instances` and `top`
+//! show it: per instance the figures `/metrics` has, from the same round, as
+//! one serialisable value (built by `collect::instance_view`).
 
-use crate::collect::connections::{self, Slots};
-use crate::collect::locks::{self, LockFigures};
-use crate::collect::prepared::{self, PreparedFigures};
-use crate::collect::sessions::Attribution;
-use crate::collect::{self, Row};
-use crate::config::CollectorName;
-use crate::db::topology::SegmentRow;
+use crate::model::attribution::Attribution;
+use crate::model::catalog::SegmentRow;
 use crate::model::error::ScrapeError;
+use crate::model::figures::{LockFigures, PreparedFigures, Slots};
 use serde::Serialize;
-
-/// Roles and applications listed per instance.
-const TOP_HOLDERS: usize = 3;
 
 /// The JSON document of `/api/v1/instances` and `top --json`.
 #[derive(Serialize)]
@@ -90,43 +83,12 @@ impl CatalogView {
     }
 }
 
-impl InstanceView {
-    /// An instance's view from its catalog row, its state and, when it was
-    /// collected this round, its rows.
-    pub fn new(
-        row: &SegmentRow,
-        up: Option<bool>,
-        error: Option<&ScrapeError>,
-        rows: Option<&[Row]>,
-        enabled: &[CollectorName],
-    ) -> InstanceView {
-        let of = |name: CollectorName| {
-            rows.filter(|_| enabled.contains(&name))
-                .map(|rows| collect::rows_of(name, rows))
-        };
-        let connections = of(CollectorName::Connections);
-        let holders = |item: &str| {
-            connections
-                .as_ref()
-                .map(|r| connections::top_holders(r, item, TOP_HOLDERS))
-                .unwrap_or_default()
-        };
-        InstanceView {
-            catalog: CatalogView::of(row),
-            up,
-            error: error.map(|e| ErrorView {
-                kind: e.kind.label(),
-                sqlstate: e.sqlstate.clone(),
-                message: e.message.clone(),
-            }),
-            top_users: holders("by_user"),
-            top_applications: holders("by_application"),
-            connections: connections
-                .as_ref()
-                .map(|r| connections::slots(r, row.content)),
-            prepared: of(CollectorName::Prepared).map(|r| prepared::figures(&r)),
-            locks: of(CollectorName::Locks).map(|r| locks::figures(&r)),
-            backends: Vec::new(),
+impl ErrorView {
+    pub fn of(e: &ScrapeError) -> ErrorView {
+        ErrorView {
+            kind: e.kind.label(),
+            sqlstate: e.sqlstate.clone(),
+            message: e.message.clone(),
         }
     }
 }

@@ -13,13 +13,16 @@
 pub mod backoff;
 pub mod job;
 pub mod service;
+pub mod snapshot;
 pub mod target;
 
-use crate::collect::{self, sessions, sessions::Attribution};
+use crate::collect::{self, sessions};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::{self, Checkout, Endpoint};
-use crate::db::topology::{self, SegmentRow};
-use crate::metrics::{render_labels, Desc, Snapshot, Writer};
+use crate::db::topology;
+use crate::metrics::{render_labels, Desc, Writer};
+use crate::model::attribution::Attribution;
+use crate::model::catalog::SegmentRow;
 use crate::model::error::{ErrorKind, ScrapeError};
 use crate::model::family::{self, Family, ServerVersion};
 use crate::model::view::{CatalogView, ClusterView, InstanceView};
@@ -27,6 +30,7 @@ use crate::round::backoff::Backoff;
 use crate::round::job::{stuck_after, Job};
 use crate::round::target::{unix_seconds, Plan, Target};
 use deadpool_postgres::Pool;
+use snapshot::Snapshot;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

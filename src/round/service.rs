@@ -2,7 +2,7 @@
 //! and stopped as the configuration says (at start-up and on reload).
 
 use crate::config::{ClusterConfig, Settings};
-use crate::metrics::Snapshot;
+use crate::round::snapshot::Snapshot;
 use crate::round::Runner;
 use std::collections::BTreeMap;
 use std::sync::Arc;

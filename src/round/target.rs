@@ -5,8 +5,8 @@
 use crate::collect::{self, Ctx, Row};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::{Checkout, Endpoint};
-use crate::db::topology::SegmentRow;
 use crate::metrics::{Desc, Writer};
+use crate::model::catalog::SegmentRow;
 use crate::model::error::{ErrorKind, ScrapeError};
 use crate::model::view::InstanceView;
 use crate::round::backoff::Backoff;
@@ -202,7 +202,7 @@ impl Target {
     /// The status page's and `top`'s view of this instance.
     pub fn view(&self, enabled: &[CollectorName]) -> InstanceView {
         let s = &self.state;
-        InstanceView::new(
+        collect::instance_view(
             &self.row,
             s.up,
             s.last_error.as_ref(),

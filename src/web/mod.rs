@@ -5,7 +5,7 @@ pub mod basic_auth;
 pub mod config;
 pub mod listener;
 
-use crate::metrics::Snapshot;
+use crate::round::snapshot::Snapshot;
 use crate::web::config::LiveWebConfig;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};

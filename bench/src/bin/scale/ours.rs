@@ -85,7 +85,9 @@ impl Run {
     }
 }
 
-fn exporter_family(family: gpemu_harness::Family) -> greenplum_segment_exporter::model::family::Family {
+fn exporter_family(
+    family: gpemu_harness::Family,
+) -> greenplum_segment_exporter::model::family::Family {
     use greenplum_segment_exporter::model::family::Family;
     match family {
         gpemu_harness::Family::Gp6 => Family::Gp6,

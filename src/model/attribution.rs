@@ -1,0 +1,53 @@
+//! Who holds the segment slots: the join of one round's sessions collector
+//! rows across the instances (see `collect::sessions`).
+
+/// The join of one round, as `/metrics`, the status page and `top` show it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Attribution {
+    /// Backends by kind of each instance joined (by `collect::sessions`),
+    /// in its order (each instance's view carries its own).
+    #[serde(skip)]
+    pub kinds: Vec<Vec<(&'static str, f64)>>,
+    /// The roles whose sessions hold most segment backends, then `other`.
+    pub by_user: Vec<Holder>,
+    /// The same by the sessions' `application_name`.
+    pub by_application: Vec<Holder>,
+    /// The coordinator sessions holding most segment backends (empty when
+    /// the coordinator was not read this round).
+    pub sessions: Vec<SessionHolder>,
+    /// Segment backends of the sessions beyond `sessions`.
+    pub other_sessions: f64,
+    pub overcommit: Option<Overcommit>,
+}
+
+/// Segment backends held by a role's or an application's sessions.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Holder {
+    pub name: String,
+    /// Summed over segments.
+    pub segment_backends: f64,
+    /// On the segment where they hold most.
+    pub most_on_one_segment: f64,
+}
+
+/// A coordinator session and the segment backends it holds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SessionHolder {
+    pub sess_id: String,
+    pub usename: String,
+    pub application_name: String,
+    pub client_addr: String,
+    pub state: String,
+    pub age_seconds: f64,
+    /// Summed over segments.
+    pub segment_backends: f64,
+}
+
+/// Coordinator slots against the sessions the segments can hold.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Overcommit {
+    pub segment_session_capacity: f64,
+    pub coordinator_session_slots: f64,
+    /// `None` when the capacity is 0.
+    pub ratio: Option<f64>,
+}

@@ -1,0 +1,221 @@
+//! The latest round of every configured cluster, merged and encoded once per
+//! round: `/metrics`, its gzipped form and the JSON of `/api/v1/instances` are
+//! served from here, so scrapes cost the databases nothing.
+
+use crate::metrics::{render_labels, Desc, Writer};
+use crate::model::view::{ClusterView, Document};
+use axum::body::Bytes;
+use prometheus::{Encoder, TextEncoder};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::SystemTime;
+
+static BUILD_INFO: Desc = Desc::gauge(
+    "greenplum_exporter_build_info",
+    "The exporter's version; always 1.",
+);
+static RELOAD_OK: Desc = Desc::gauge(
+    "greenplum_exporter_config_last_reload_successful",
+    "1 when the last configuration reload (SIGHUP) was applied, 0 when it was refused.",
+);
+static RELOAD_TIME: Desc = Desc::gauge(
+    "greenplum_exporter_config_last_reload_success_timestamp_seconds",
+    "Unix time the configuration was last loaded successfully (start-up or reload).",
+);
+
+/// The latest round of every configured cluster, merged and encoded once per
+/// round so that any number of scrapes costs the databases nothing.
+pub struct Snapshot {
+    state: Mutex<State>,
+    /// The exposition, with a number that changes with every re-encoding.
+    body: RwLock<(u64, Bytes)>,
+    /// The same, gzipped at the first request that asks for it after a change.
+    gzip: Mutex<(u64, Bytes)>,
+    /// The exporter process's own CPU, memory and file descriptors, encoded
+    /// into the body with every round.
+    process: prometheus::Registry,
+    /// The same rounds as JSON for `/api/v1/instances`, encoded at the first
+    /// request after a round (nobody may look at it), with the round it is of.
+    json: Mutex<(u64, Bytes)>,
+    ready: AtomicBool,
+}
+
+struct State {
+    /// Configured clusters; `None` until a cluster's first round.
+    clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
+    /// Counts changes of `clusters`, so the JSON knows when it is stale.
+    generation: u64,
+    reload_ok: bool,
+    loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    pub fn new(clusters: impl IntoIterator<Item = String>) -> Snapshot {
+        let snapshot = Snapshot {
+            state: Mutex::new(State {
+                clusters: clusters.into_iter().map(|c| (c, None)).collect(),
+                generation: 1,
+                reload_ok: true,
+                loaded_at: SystemTime::now(),
+            }),
+            body: RwLock::new((0, Bytes::new())),
+            gzip: Mutex::new((0, Bytes::new())),
+            process: process_registry(),
+            json: Mutex::new((0, Bytes::new())),
+            ready: AtomicBool::new(false),
+        };
+        snapshot.encode(&snapshot.lock());
+        snapshot
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces one cluster's samples and re-encodes the body. Ignored for a
+    /// cluster no longer configured (its last round ended after a reload).
+    pub fn publish(&self, cluster: &str, samples: Writer, view: ClusterView) {
+        let mut state = self.lock();
+        let Some(slot) = state.clusters.get_mut(cluster) else {
+            return;
+        };
+        *slot = Some((samples, view));
+        state.generation += 1;
+        if state.clusters.values().all(Option::is_some) {
+            self.ready.store(true, Ordering::Release);
+        }
+        self.encode(&state);
+    }
+
+    /// Sets the configured clusters after a reload: removed ones vanish from
+    /// the body, new ones appear after their first round.
+    pub fn expect_clusters(&self, names: impl IntoIterator<Item = String>) {
+        let mut state = self.lock();
+        let mut old = std::mem::take(&mut state.clusters);
+        state.clusters = names
+            .into_iter()
+            .map(|n| {
+                let samples = old.remove(&n).flatten();
+                (n, samples)
+            })
+            .collect();
+        state.generation += 1;
+        self.encode(&state);
+    }
+
+    /// Records the result of a configuration reload.
+    pub fn reloaded(&self, ok: bool) {
+        let mut state = self.lock();
+        state.reload_ok = ok;
+        if ok {
+            state.loaded_at = SystemTime::now();
+        }
+        self.encode(&state);
+    }
+
+    fn encode(&self, state: &State) {
+        let mut all = Writer::default();
+        let version = render_labels(&[("version", env!("CARGO_PKG_VERSION"))]);
+        all.sample(&BUILD_INFO, &version, &[], 1.0);
+        all.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
+        let loaded = state
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        all.sample(&RELOAD_TIME, "", &[], loaded);
+        for (w, _) in state.clusters.values().flatten() {
+            all.merge(w);
+        }
+        let mut text = all.encode().into_bytes();
+        // Encoding a handful of process gauges into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.process.gather(), &mut text);
+        let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
+        *body = (body.0 + 1, Bytes::from(text));
+    }
+
+    /// The encoded exposition of the latest rounds (cheap to clone).
+    pub fn body(&self) -> Bytes {
+        self.body
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// [`Snapshot::body`] gzipped, compressed once per round at most: a
+    /// large cluster's body is megabytes, which Prometheus asks for gzipped.
+    pub fn body_gzip(&self) -> Bytes {
+        let (generation, body) = self.body.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // Held while compressing: concurrent scrapes wait rather than repeat the work.
+        let mut cached = self.gzip.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != generation {
+            *cached = (generation, Bytes::from(gzip(&body)));
+        }
+        cached.1.clone()
+    }
+
+    /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).
+    pub fn json(&self) -> Bytes {
+        // Always the state first, then the cache: one lock order.
+        let state = self.lock();
+        let mut cached = self.json.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != state.generation {
+            let clusters = state.clusters.values().flatten().map(|(_, v)| v).collect();
+            // Serialising plain data into a Vec cannot fail.
+            let json = serde_json::to_vec(&Document { clusters }).unwrap_or_default();
+            *cached = (state.generation, Bytes::from(json));
+        }
+        cached.1.clone()
+    }
+
+    /// True once every configured cluster has completed a round.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+fn process_registry() -> prometheus::Registry {
+    let registry = prometheus::Registry::new();
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    registry
+        .register(Box::new(collector))
+        .expect("a fresh registry accepts the process collector");
+    registry
+}
+
+/// Fast compression: the body is mostly repeated label sets, which even the
+/// lowest level shrinks about tenfold.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_body_is_the_body_compressed_once_per_change() {
+        use std::io::Read;
+        let snapshot = Snapshot::new(["c".to_owned()]);
+        let gz = snapshot.body_gzip();
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &snapshot.body()[..]);
+        assert!(plain.contains("greenplum_exporter_build_info"));
+        assert!(plain.contains("process_cpu_seconds_total"));
+        // Same bytes (the cached buffer) until the body changes.
+        assert_eq!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
+        snapshot.reloaded(false);
+        assert_ne!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
+    }
+}
