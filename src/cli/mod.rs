@@ -1,4 +1,7 @@
-//! Command-line flags, named as Prometheus exporters name theirs.
+//! The command line: flags, named as Prometheus exporters name theirs, and
+//! the `top` subcommand. Uses `config` (overrides), `round` (a round of the
+//! daemon's own code for `top`) and `model` (the views it prints).
+
 pub mod top;
 
 use crate::config::Overrides;

@@ -3,6 +3,9 @@
 //! into one statement, so an instance costs one round-trip per round.
 //!
 //! Every collector's SQL returns rows of `(collector, item, labels text[], value)`.
+//! A metric name leads to the one file that computes it. Collectors also give
+//! the model's figures of their rows (for the views). Uses `config`, `db` (the
+//! pooled connection the statement runs on), `metrics` and `model`.
 
 /// The family's slot holders (`client_backends_<family>.sql`: CTEs `a`, the
 /// client backends, and `slot_walsenders`) followed by `$sql`, which
@@ -21,7 +24,10 @@ pub mod locks;
 pub mod prepared;
 pub mod sessions;
 pub mod settings;
+mod statement;
 pub mod topology;
+
+pub use statement::{run, statement};
 
 use crate::config::{ClusterConfig, CollectorName};
 use crate::metrics::Writer;
@@ -89,23 +95,6 @@ pub static COLLECTORS: &[&dyn Collector] = &[
     &settings::Settings,
     &sessions::Sessions,
 ];
-
-/// Used when only catalog collectors are on: still proves the instance answers.
-const LIVENESS_ONLY: &str = "SELECT NULL::text, NULL::text, NULL::text[], $1::float8 WHERE false";
-
-/// The single statement run on every instance of a family each round. It takes
-/// one parameter, `$1 float8`: the stale prepared-transaction age in seconds.
-pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
-    let parts: Vec<String> = COLLECTORS
-        .iter()
-        .filter(|c| enabled.contains(&c.name()))
-        .map(|c| format!("SELECT * FROM (\n{}\n) AS {}", c.sql(family), tag(c.name())))
-        .collect();
-    if parts.is_empty() {
-        return LIVENESS_ONLY.to_owned();
-    }
-    parts.join("\nUNION ALL\n")
-}
 
 /// Name of a collector as it appears in the `collector` column.
 pub fn tag(name: CollectorName) -> &'static str {

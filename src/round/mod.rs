@@ -10,25 +10,32 @@
 //! for the coordinator's catalog: work still running then is kept (see
 //! [`crate::round::job`]) rather than cancelled and repeated, so a hung instance
 //! costs one connection and one statement however many rounds it stays hung.
+//!
+//! Owns the collection loop: `service` (one runner per cluster), this
+//! runner, `coordinator` (family probe, catalog reads), `target` (one
+//! instance's pool, job and state), `job`, `backoff`, `render` (samples and
+//! views of a round) and `snapshot` (what HTTP serves). Uses everything
+//! below it: `collect`, `db`, `config`, `metrics`, `model`.
+
 pub mod backoff;
+mod coordinator;
 pub mod job;
+mod render;
 pub mod service;
 pub mod snapshot;
 pub mod target;
 
-use crate::collect::{self, sessions};
-use crate::config::{ClusterConfig, CollectorName};
-use crate::db::pool::{self, Checkout, Endpoint};
-use crate::db::topology;
-use crate::metrics::{render_labels, Desc, Writer};
-use crate::model::attribution::Attribution;
+use crate::collect;
+use crate::config::ClusterConfig;
+use crate::db::pool::{self, Endpoint};
+use crate::metrics::render_labels;
 use crate::model::catalog::SegmentRow;
 use crate::model::error::{ErrorKind, ScrapeError};
-use crate::model::family::{self, Family, ServerVersion};
-use crate::model::view::{CatalogView, ClusterView, InstanceView};
+use crate::model::family::Family;
 use crate::round::backoff::Backoff;
 use crate::round::job::{stuck_after, Job};
-use crate::round::target::{unix_seconds, Plan, Target};
+use crate::round::target::{Plan, Target};
+use coordinator::{read_topology, Coordinator, TopologyRead};
 use deadpool_postgres::Pool;
 use snapshot::Snapshot;
 use std::collections::BTreeMap;
@@ -37,64 +44,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
-static CLUSTER_INFO: Desc = Desc::gauge(
-    "greenplum_cluster_info",
-    "The cluster's detected family and version() of the coordinator.",
-);
-static RESERVED_USABLE: Desc = Desc::gauge(
-    "greenplum_exporter_reserved_connections_usable",
-    "1 when the exporter's role may use superuser_reserved_connections (superuser, or member of \
-     pg_use_reserved_connections where that exists), so it still connects to a full segment; 0 when not.",
-);
-static ROUND_DURATION: Desc = Desc::gauge(
-    "greenplum_exporter_round_duration_seconds",
-    "Wall time of the cluster's last collection round.",
-);
-static INTERVAL: Desc = Desc::gauge(
-    "greenplum_exporter_collect_interval_seconds",
-    "The cluster's configured collection interval (scrape_interval).",
-);
-static ROUNDS: Desc = Desc::counter(
-    "greenplum_exporter_rounds_total",
-    "Collection rounds completed for the cluster.",
-);
-static ROUND_TIMESTAMP: Desc = Desc::gauge(
-    "greenplum_exporter_last_round_timestamp_seconds",
-    "Unix time the cluster's last round finished.",
-);
-static TARGETS: Desc = Desc::gauge(
-    "greenplum_exporter_instances",
-    "Instances the exporter collects for the cluster (primaries and coordinator).",
-);
-static PENDING: Desc = Desc::gauge(
-    "greenplum_exporter_pending_collections",
-    "Collections still running after their round's deadline (hung or very slow instances); \
-     at most one per instance.",
-);
-static TOPOLOGY_REFRESHES: Desc = Desc::counter(
-    "greenplum_exporter_topology_refreshes_total",
-    "Reads of gp_segment_configuration by result (success or error).",
-);
-
 /// The coordinator's dbid on every Greenplum cluster (gpinitsystem assigns 1);
 /// used to label it before the catalog has been read.
 const COORDINATOR_DBID: i16 = 1;
-
-/// The coordinator once reached: its pool in the right family's utility mode.
-#[derive(Clone)]
-struct Coordinator {
-    pool: Pool,
-    family: Family,
-    version: String,
-    reserved_usable: bool,
-}
-
-/// What one read of the coordinator brings back.
-struct TopologyRead {
-    /// Set when this read first reached the coordinator.
-    reached: Option<Coordinator>,
-    rows: Vec<SegmentRow>,
-}
 
 #[derive(Default)]
 struct Refresh {
@@ -480,100 +432,6 @@ impl Runner {
             }
         }
     }
-
-    /// This cluster's samples after the last round, and the same figures as
-    /// a view for the status page and `top`.
-    pub fn render(&self) -> (Writer, ClusterView) {
-        let mut w = Writer::default();
-        let mut targets: Vec<&Target> = self.targets.values().collect();
-        targets.sort_by_key(|t| (t.row.content, t.row.dbid));
-        let mut instances: Vec<InstanceView> = Vec::with_capacity(targets.len());
-        for t in &targets {
-            t.render(&self.cfg, &mut w);
-            instances.push(t.view(&self.cfg.collectors));
-        }
-        let attribution = self.render_attribution(&targets, &mut instances, &mut w);
-        if self.cfg.collector_enabled(CollectorName::Topology) {
-            collect::topology::write(
-                &self.catalog,
-                &self.cluster_labels,
-                |r| self.labels_of(r),
-                &mut w,
-            );
-        }
-        self.render_cluster(&mut w);
-        let view = ClusterView {
-            cluster: self.cfg.name.clone(),
-            family: self.coordinator.as_ref().map(|c| c.family.name()),
-            version: self.coordinator.as_ref().map(|c| c.version.clone()),
-            round_finished_at: self.stats.last_round_end.map(unix_seconds),
-            instances,
-            not_collected: self
-                .catalog
-                .iter()
-                .filter(|r| !r.is_scrape_target())
-                .map(CatalogView::of)
-                .collect(),
-            attribution,
-        };
-        (w, view)
-    }
-
-    /// Segment backends attributed to coordinator sessions (collector
-    /// `sessions`): samples, and each instance's backends by kind in its view.
-    fn render_attribution(
-        &self,
-        targets: &[&Target],
-        views: &mut [InstanceView],
-        w: &mut Writer,
-    ) -> Option<Attribution> {
-        if !self.cfg.collector_enabled(CollectorName::Sessions) {
-            return None;
-        }
-        let collected: Vec<(usize, collect::Collected)> = targets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| Some((i, (t.labels.as_str(), t.row.content, t.rows_if_up()?))))
-            .collect();
-        let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
-        let instances = collect::instance_rows(CollectorName::Sessions, &rows);
-        let attribution = sessions::attribute(&instances, self.cfg.top_n);
-        let ctx = collect::ClusterCtx {
-            labels: &self.cluster_labels,
-            cluster: &self.cfg,
-        };
-        sessions::write(&attribution, &instances, &ctx, w);
-        for ((i, _), kinds) in collected.iter().zip(&attribution.kinds) {
-            views[*i].backends = kinds.clone();
-        }
-        Some(attribution)
-    }
-
-    fn render_cluster(&self, w: &mut Writer) {
-        let l = &self.cluster_labels;
-        if let Some(c) = &self.coordinator {
-            let labels = [("family", c.family.name()), ("version", c.version.as_str())];
-            w.sample(&CLUSTER_INFO, l, &labels, 1.0);
-            w.sample(
-                &RESERVED_USABLE,
-                l,
-                &[],
-                f64::from(u8::from(c.reserved_usable)),
-            );
-        }
-        w.sample(&ROUND_DURATION, l, &[], self.stats.last_round.as_secs_f64());
-        w.sample(&INTERVAL, l, &[], self.cfg.scrape_interval.as_secs_f64());
-        w.sample(&ROUNDS, l, &[], self.stats.rounds as f64);
-        if let Some(ts) = self.stats.last_round_end {
-            w.sample(&ROUND_TIMESTAMP, l, &[], unix_seconds(ts));
-        }
-        w.sample(&TARGETS, l, &[], self.targets.len() as f64);
-        let pending = self.targets.values().filter(|t| t.is_pending()).count();
-        w.sample(&PENDING, l, &[], pending as f64);
-        for (result, n) in [("success", self.refresh.ok), ("error", self.refresh.failed)] {
-            w.sample(&TOPOLOGY_REFRESHES, l, &[("result", result)], n as f64);
-        }
-    }
 }
 
 /// Settings a pool connects with; a reload that changes one reconnects.
@@ -596,173 +454,4 @@ fn ticker_from_now(period: Duration) -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
-}
-
-/// Reads the catalog, first reaching the coordinator (and detecting its
-/// family when `auto`) if `known` is `None`.
-async fn read_topology(
-    cfg: Arc<ClusterConfig>,
-    known: Option<Coordinator>,
-) -> Result<TopologyRead, ScrapeError> {
-    let (pool, reached) = match known {
-        Some(c) => (c.pool, None),
-        None => {
-            let c = reach_coordinator(&cfg).await?;
-            (c.pool.clone(), Some(c))
-        }
-    };
-    let client = Checkout::get(&pool).await?;
-    let rows = topology::read_catalog(&***client).await;
-    client.release();
-    let rows = rows?;
-    if !rows
-        .iter()
-        .any(|r| r.is_coordinator() && r.is_scrape_target())
-    {
-        return Err(ScrapeError::new(
-            ErrorKind::NotGreenplum,
-            "gp_segment_configuration has no active coordinator row (content -1, role p)",
-        ));
-    }
-    Ok(TopologyRead { reached, rows })
-}
-
-/// What the exporter learns from the coordinator on first contact.
-const IDENTIFY_SQL: &str = "SELECT version(), \
-     current_setting('is_superuser') = 'on' OR EXISTS ( \
-       SELECT 1 FROM pg_roles r WHERE r.rolname = 'pg_use_reserved_connections' \
-       AND pg_has_role(current_user, r.oid, 'USAGE'))";
-
-/// Connects to the coordinator in utility mode; with `family = auto` tries
-/// each family's option until one is accepted, then reads `version()`.
-async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeError> {
-    let fixed = cfg.family.fixed();
-    let candidates = fixed.map_or(Family::PROBE_ORDER.to_vec(), |f| vec![f]);
-    let mut last_err = None;
-    for probed in candidates {
-        let endpoint = Endpoint {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            family: probed,
-        };
-        let pool = pool::build(cfg, &endpoint);
-        match identify(&pool).await {
-            Ok((version, reserved_usable)) => {
-                let parsed = ServerVersion::parse(&version);
-                if let Some(v) = parsed.as_ref().filter(|v| !v.is_supported()) {
-                    pool.close();
-                    return Err(ScrapeError::new(
-                        ErrorKind::NotSupported,
-                        format!(
-                            "{v} is not supported: the exporter needs Greenplum or Greengage {}+ \
-                             or Apache Cloudberry ({version:?})",
-                            family::MIN_SUPPORTED_MAJOR
-                        ),
-                    ));
-                }
-                let family = match (fixed, parsed) {
-                    (Some(f), _) => f,
-                    (None, Some(v)) => v.family(),
-                    (None, None) => {
-                        pool.close();
-                        return Err(ScrapeError::new(
-                            ErrorKind::NotGreenplum,
-                            format!("version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"),
-                        ));
-                    }
-                };
-                // Late GP7 also accepts gp_session_role; use the family's own option anyway.
-                let pool = if family == probed {
-                    pool
-                } else {
-                    pool.close();
-                    pool::build(cfg, &Endpoint { family, ..endpoint })
-                };
-                return Ok(Coordinator {
-                    pool,
-                    family,
-                    version,
-                    reserved_usable,
-                });
-            }
-            Err(e) if fixed.is_none() && refuses_utility_option(&e, probed) => {
-                debug!(cluster = %cfg.name, family = probed.name(), error = %e, "not this family");
-                pool.close();
-                last_err = Some(e);
-            }
-            Err(e) => {
-                pool.close();
-                return Err(e);
-            }
-        }
-    }
-    Err(last_err.expect("at least one candidate family"))
-}
-
-async fn identify(pool: &Pool) -> Result<(String, bool), ScrapeError> {
-    let client = Checkout::get(pool).await?;
-    let row = client.query_one(IDENTIFY_SQL, &[]).await;
-    client.release();
-    let row = row?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
-}
-
-/// The server refused `probed`'s utility option itself, so it is of the
-/// other family. Any other refusal, such as another setting the server does
-/// not know, is an error of its own and is reported as such.
-fn refuses_utility_option(e: &ScrapeError, probed: Family) -> bool {
-    match (e.sqlstate.as_deref(), probed) {
-        // GP7 / Cloudberry: unrecognized configuration parameter "gp_session_role"
-        (Some("42704"), _) => e
-            .message
-            .contains(&format!("\"{}\"", probed.utility_setting())),
-        // GP6 refusing gp_role: "System was started in master-only utility mode"
-        (Some("57P03"), Family::Gp7) => e.message.contains("master-only utility mode"),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(code: &str, message: &str) -> ScrapeError {
-        ScrapeError {
-            kind: ErrorKind::Query,
-            sqlstate: Some(code.to_owned()),
-            message: message.to_owned(),
-        }
-    }
-
-    #[test]
-    fn only_a_refused_utility_option_means_the_other_family() {
-        let unknown = |name: &str| {
-            refused(
-                "42704",
-                &format!("FATAL: unrecognized configuration parameter \"{name}\""),
-            )
-        };
-        assert!(refuses_utility_option(
-            &unknown("gp_session_role"),
-            Family::Gp6
-        ));
-        assert!(refuses_utility_option(&unknown("gp_role"), Family::Gp7));
-        // Another setting the server lacks is that setting's problem, not the family's.
-        let other = unknown("idle_in_transaction_session_timeout");
-        assert!(!refuses_utility_option(&other, Family::Gp6));
-        assert!(!refuses_utility_option(&other, Family::Gp7));
-        assert!(!refuses_utility_option(
-            &unknown("gp_session_role"),
-            Family::Gp7
-        ));
-        let gp6_refusing_gp_role = refused(
-            "57P03",
-            "FATAL: System was started in master-only utility mode - only utility mode \
-             connections are allowed",
-        );
-        assert!(refuses_utility_option(&gp6_refusing_gp_role, Family::Gp7));
-        assert!(!refuses_utility_option(&gp6_refusing_gp_role, Family::Gp6));
-        let starting = refused("57P03", "FATAL: the database system is starting up");
-        assert!(!refuses_utility_option(&starting, Family::Gp7));
-    }
 }

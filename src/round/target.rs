@@ -4,7 +4,7 @@
 
 use crate::collect::{self, Ctx, Row};
 use crate::config::{ClusterConfig, CollectorName};
-use crate::db::pool::{Checkout, Endpoint};
+use crate::db::pool::Endpoint;
 use crate::metrics::{Desc, Writer};
 use crate::model::catalog::SegmentRow;
 use crate::model::error::{ErrorKind, ScrapeError};
@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
-use tokio_postgres::types::{FromSql, Type};
 use tracing::{info, warn};
 
 static UP: Desc = Desc::gauge(
@@ -112,7 +111,7 @@ impl Target {
         Some(Job::spawn_bounded(
             plan.slots.clone(),
             plan.deadline,
-            async move { collect_instance(&pool, &sql, stale).await },
+            async move { collect::run(&pool, &sql, stale).await },
         ))
     }
 
@@ -240,60 +239,6 @@ impl Target {
             };
             collect::write_instance(&s.rows, &cfg.collectors, &ctx, w);
         }
-    }
-}
-
-/// Runs the round's single statement on one instance.
-async fn collect_instance(
-    pool: &Pool,
-    sql: &str,
-    stale_after_seconds: f64,
-) -> Result<Vec<Row>, ScrapeError> {
-    let client = Checkout::get(pool).await?;
-    let result = async {
-        let statement = client.prepare_typed_cached(sql, &[Type::FLOAT8]).await?;
-        let rows = client.query(&statement, &[&stale_after_seconds]).await?;
-        rows.iter().map(decode_row).collect()
-    }
-    .await;
-    client.release();
-    result
-}
-
-fn decode_row(r: &tokio_postgres::Row) -> Result<Row, ScrapeError> {
-    let text = |i: usize| -> Result<String, ScrapeError> {
-        Ok(r.try_get::<_, Option<LossyText>>(i)?
-            .map(|t| t.0)
-            .unwrap_or_default())
-    };
-    Ok(Row {
-        collector: text(0)?,
-        item: text(1)?,
-        labels: r
-            .try_get::<_, Option<Vec<LossyText>>>(2)?
-            .map(|v| v.into_iter().map(|t| t.0).collect())
-            .unwrap_or_default(),
-        value: r.try_get::<_, Option<f64>>(3)?.unwrap_or(0.0),
-    })
-}
-
-/// Text decoded leniently: names from the database (roles, databases,
-/// applications) may hold bytes that are not UTF-8 when a database uses
-/// SQL_ASCII, and one such name must not cost the instance its figures.
-struct LossyText(String);
-
-impl<'a> FromSql<'a> for LossyText {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(LossyText(String::from_utf8_lossy(raw).into_owned()))
-    }
-
-    /// A NULL element of a label array is an empty label value.
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(LossyText(String::new()))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <&str as FromSql>::accepts(ty)
     }
 }
 

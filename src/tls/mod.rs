@@ -1,7 +1,9 @@
 //! rustls pieces shared by the HTTPS listener and the database connections:
 //! the crypto provider, reading PEM files, and the verifier that accepts any
 //! certificate (for `sslmode = require` and `RequireAnyClientCert`, which ask
-//! for encryption or a certificate without checking who signed it).
+//! for encryption or a certificate without checking who signed it), and
+//! (`database`) the client side of `sslmode`. Uses nothing else of the crate.
+
 pub mod database;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -1,6 +1,11 @@
-//! HTTP endpoints: the metrics snapshot, health, readiness and a landing page;
-//! GET and HEAD only, behind basic auth when configured, each request under a
-//! deadline and few at once (bcrypt runs are costly), no version banner.
+//! The HTTP side: endpoints (`/metrics` from the round's snapshot, health,
+//! readiness, the status page, `/api/v1/instances`), the listener, the
+//! exporter-toolkit web configuration (`config`: HTTPS, client certificates,
+//! basic auth, headers). GET and HEAD only, behind basic auth when
+//! configured, each request under a deadline and few at once (bcrypt runs
+//! are costly), no version banner. Uses `round` (the snapshot), `config`
+//! (its error type, file permissions) and `tls`.
+
 pub mod basic_auth;
 pub mod config;
 pub mod listener;

@@ -1,0 +1,146 @@
+//! What a cluster's last round gives `/metrics` and the views: every
+//! target's samples and view, the attribution join, the catalog series and
+//! the cluster's own series (rounds, interval, family).
+
+use super::target::{unix_seconds, Target};
+use super::Runner;
+use crate::collect::{self, sessions};
+use crate::config::CollectorName;
+use crate::metrics::{Desc, Writer};
+use crate::model::attribution::Attribution;
+use crate::model::view::{CatalogView, ClusterView, InstanceView};
+
+static CLUSTER_INFO: Desc = Desc::gauge(
+    "greenplum_cluster_info",
+    "The cluster's detected family and version() of the coordinator.",
+);
+static RESERVED_USABLE: Desc = Desc::gauge(
+    "greenplum_exporter_reserved_connections_usable",
+    "1 when the exporter's role may use superuser_reserved_connections (superuser, or member of \
+     pg_use_reserved_connections where that exists), so it still connects to a full segment; 0 when not.",
+);
+static ROUND_DURATION: Desc = Desc::gauge(
+    "greenplum_exporter_round_duration_seconds",
+    "Wall time of the cluster's last collection round.",
+);
+static INTERVAL: Desc = Desc::gauge(
+    "greenplum_exporter_collect_interval_seconds",
+    "The cluster's configured collection interval (scrape_interval).",
+);
+static ROUNDS: Desc = Desc::counter(
+    "greenplum_exporter_rounds_total",
+    "Collection rounds completed for the cluster.",
+);
+static ROUND_TIMESTAMP: Desc = Desc::gauge(
+    "greenplum_exporter_last_round_timestamp_seconds",
+    "Unix time the cluster's last round finished.",
+);
+static TARGETS: Desc = Desc::gauge(
+    "greenplum_exporter_instances",
+    "Instances the exporter collects for the cluster (primaries and coordinator).",
+);
+static PENDING: Desc = Desc::gauge(
+    "greenplum_exporter_pending_collections",
+    "Collections still running after their round's deadline (hung or very slow instances); \
+     at most one per instance.",
+);
+static TOPOLOGY_REFRESHES: Desc = Desc::counter(
+    "greenplum_exporter_topology_refreshes_total",
+    "Reads of gp_segment_configuration by result (success or error).",
+);
+
+impl Runner {
+    /// This cluster's samples after the last round, and the same figures as
+    /// a view for the status page and `top`.
+    pub fn render(&self) -> (Writer, ClusterView) {
+        let mut w = Writer::default();
+        let mut targets: Vec<&Target> = self.targets.values().collect();
+        targets.sort_by_key(|t| (t.row.content, t.row.dbid));
+        let mut instances: Vec<InstanceView> = Vec::with_capacity(targets.len());
+        for t in &targets {
+            t.render(&self.cfg, &mut w);
+            instances.push(t.view(&self.cfg.collectors));
+        }
+        let attribution = self.render_attribution(&targets, &mut instances, &mut w);
+        if self.cfg.collector_enabled(CollectorName::Topology) {
+            collect::topology::write(
+                &self.catalog,
+                &self.cluster_labels,
+                |r| self.labels_of(r),
+                &mut w,
+            );
+        }
+        self.render_cluster(&mut w);
+        let view = ClusterView {
+            cluster: self.cfg.name.clone(),
+            family: self.coordinator.as_ref().map(|c| c.family.name()),
+            version: self.coordinator.as_ref().map(|c| c.version.clone()),
+            round_finished_at: self.stats.last_round_end.map(unix_seconds),
+            instances,
+            not_collected: self
+                .catalog
+                .iter()
+                .filter(|r| !r.is_scrape_target())
+                .map(CatalogView::of)
+                .collect(),
+            attribution,
+        };
+        (w, view)
+    }
+
+    /// Segment backends attributed to coordinator sessions (collector
+    /// `sessions`): samples, and each instance's backends by kind in its view.
+    fn render_attribution(
+        &self,
+        targets: &[&Target],
+        views: &mut [InstanceView],
+        w: &mut Writer,
+    ) -> Option<Attribution> {
+        if !self.cfg.collector_enabled(CollectorName::Sessions) {
+            return None;
+        }
+        let collected: Vec<(usize, collect::Collected)> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i, (t.labels.as_str(), t.row.content, t.rows_if_up()?))))
+            .collect();
+        let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
+        let instances = collect::instance_rows(CollectorName::Sessions, &rows);
+        let attribution = sessions::attribute(&instances, self.cfg.top_n);
+        let ctx = collect::ClusterCtx {
+            labels: &self.cluster_labels,
+            cluster: &self.cfg,
+        };
+        sessions::write(&attribution, &instances, &ctx, w);
+        for ((i, _), kinds) in collected.iter().zip(&attribution.kinds) {
+            views[*i].backends = kinds.clone();
+        }
+        Some(attribution)
+    }
+
+    fn render_cluster(&self, w: &mut Writer) {
+        let l = &self.cluster_labels;
+        if let Some(c) = &self.coordinator {
+            let labels = [("family", c.family.name()), ("version", c.version.as_str())];
+            w.sample(&CLUSTER_INFO, l, &labels, 1.0);
+            w.sample(
+                &RESERVED_USABLE,
+                l,
+                &[],
+                f64::from(u8::from(c.reserved_usable)),
+            );
+        }
+        w.sample(&ROUND_DURATION, l, &[], self.stats.last_round.as_secs_f64());
+        w.sample(&INTERVAL, l, &[], self.cfg.scrape_interval.as_secs_f64());
+        w.sample(&ROUNDS, l, &[], self.stats.rounds as f64);
+        if let Some(ts) = self.stats.last_round_end {
+            w.sample(&ROUND_TIMESTAMP, l, &[], unix_seconds(ts));
+        }
+        w.sample(&TARGETS, l, &[], self.targets.len() as f64);
+        let pending = self.targets.values().filter(|t| t.is_pending()).count();
+        w.sample(&PENDING, l, &[], pending as f64);
+        for (result, n) in [("success", self.refresh.ok), ("error", self.refresh.failed)] {
+            w.sample(&TOPOLOGY_REFRESHES, l, &[("result", result)], n as f64);
+        }
+    }
+}
