@@ -360,6 +360,11 @@ async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<
         ),
         Some(1.0)
     );
+    // Mode means nothing without a standby: no coordinator sync series.
+    assert_eq!(
+        m.seg("greenplum_catalog_instance_synchronized", -1, &[]),
+        None
+    );
     // Mirrors are reported from the catalog only, never connected to.
     assert_eq!(m.get("greenplum_up", &[("dbid", &mirror)]), None);
     assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(3.0));
@@ -395,6 +400,25 @@ async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<
             &[("dbid", &mirror)]
         ),
         Some(1.0)
+    );
+    Ok(())
+}
+
+/// Unmirrored segments and a coordinator without standby always say mode n:
+/// no synchronized series at all, rather than zeros a DBA reads as faults.
+async fn no_sync_state_without_mirrors(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let m = exporter
+        .wait_for("catalog", |m| {
+            m.all("greenplum_catalog_instance_up", &[]).len() == 3
+        })
+        .await?;
+    assert!(
+        m.all("greenplum_catalog_instance_synchronized", &[])
+            .is_empty(),
+        "{}",
+        m.text
     );
     Ok(())
 }
@@ -575,6 +599,7 @@ gpemu_harness::for_each_family!(
     prepared_transactions_count_limit_and_age,
     lock_waiter_and_growing_wait,
     catalog_status_follows_a_segment_marked_down,
+    no_sync_state_without_mirrors,
     coordinator_series_and_family_detection,
     own_backends_never_exceed_the_pool_size,
     exposition_passes_promtool_and_endpoints_answer,

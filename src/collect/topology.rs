@@ -1,9 +1,11 @@
 //! Catalog view of the cluster: every instance's status, role and sync mode
 //! as `gp_segment_configuration` records them (mirrors included), and counts.
+//! The sync mode only where the content has a mirror: the coordinator row
+//! says `n` whenever there is no standby, as do unmirrored segments.
 
 use crate::metrics::{Desc, Writer};
 use crate::model::catalog::SegmentRow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 static STATUS_UP: Desc = Desc::gauge(
     "greenplum_catalog_instance_up",
@@ -15,7 +17,8 @@ static PREFERRED: Desc = Desc::gauge(
 );
 static SYNCED: Desc = Desc::gauge(
     "greenplum_catalog_instance_synchronized",
-    "1 when the catalog mode is s (primary and mirror in sync).",
+    "1 when the catalog mode is s (primary and mirror in sync); only for contents with a mirror \
+     (the coordinator: with a standby), where mode means something.",
 );
 static COUNTS: Desc = Desc::gauge(
     "greenplum_catalog_instances",
@@ -30,12 +33,20 @@ pub fn write(
     out: &mut Writer,
 ) {
     let mut counts: BTreeMap<(char, char), u32> = BTreeMap::new();
+    // Without a mirror (or standby) mode is always n: that is no fault.
+    let mirrored: BTreeSet<i16> = rows
+        .iter()
+        .filter(|r| r.role == 'm')
+        .map(|r| r.content)
+        .collect();
     for row in rows {
         let l = labels_of(row);
         out.sample(&STATUS_UP, &l, &[], f64::from(u8::from(row.status == 'u')));
         let preferred = row.role == row.preferred_role;
         out.sample(&PREFERRED, &l, &[], f64::from(u8::from(preferred)));
-        out.sample(&SYNCED, &l, &[], f64::from(u8::from(row.mode == 's')));
+        if mirrored.contains(&row.content) {
+            out.sample(&SYNCED, &l, &[], f64::from(u8::from(row.mode == 's')));
+        }
         *counts.entry((row.role, row.status)).or_default() += 1;
     }
     for role in ['p', 'm'] {
