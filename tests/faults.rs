@@ -133,6 +133,56 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
     Ok(())
 }
 
+/// A segment restarted under the exporter (as during maintenance or a crash
+/// recovery), logging at the production level: every line the exporter
+/// writes meanwhile names the instance (cluster, content, dbid, address), the
+/// server's own warnings included, and there is one line for down and one
+/// for up, not one per failed round. The exporter keeps counting the
+/// instance it tries to collect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_of_a_restarted_segment_name_it() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+    let exporter = Exporter::start_with_args(&config_for(&cluster, ""), &["--log.level=info"])?;
+    exporter
+        .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
+        .await?;
+    let before = exporter.log().len();
+    cluster.stop(1)?;
+    let m = exporter
+        .wait_for("content 1 down", |m| m.up(1) == Some(0.0))
+        .await?;
+    assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(3.0));
+    exporter.wait_rounds(3.0).await?;
+    cluster.start_instance(1)?;
+    exporter
+        .wait_for("content 1 back", |m| m.up(1) == Some(1.0))
+        .await?;
+    let log = exporter.log();
+    let window: Vec<&str> = log[before..].lines().filter(|l| !l.is_empty()).collect();
+    let seg = cluster.instance(1);
+    let names = [
+        "cluster=test".to_owned(),
+        "content=1".to_owned(),
+        format!("dbid={}", seg.dbid),
+        "address=127.0.0.1".to_owned(),
+        format!("port={}", seg.port),
+    ];
+    for line in &window {
+        for name in &names {
+            assert!(
+                line.contains(name.as_str()),
+                "{line:?} lacks {name}:\n{log}"
+            );
+        }
+    }
+    let count = |what: &str| window.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("instance down"), 1, "{log}");
+    assert_eq!(count("instance up"), 1, "{log}");
+    // The down line carries what went wrong, never a bare "db error".
+    assert!(!log.contains("db error"), "{log}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_segment_times_out_without_piling_up() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;

@@ -129,6 +129,18 @@ async fn top_shows_the_full_segment_first_and_fails_below_a_threshold() -> Resul
         "the instance not collected comes first: {table}"
     );
     assert!(table.contains("NOT COLLECTED: connect"), "{table}");
+
+    // The coordinator unreachable with the family fixed in the configuration:
+    // top says the configured family, not "unknown".
+    cluster.stop(-1)?;
+    let fixed = dir.path().join("fixed.toml");
+    std::fs::write(&fixed, config_for(&cluster, "family = \"gp6\"\n"))?;
+    let out = top(&fixed, &[])?;
+    let table = String::from_utf8(out.stdout)?;
+    assert!(
+        table.starts_with("cluster test  gp6  0/1 instances collected"),
+        "{table}"
+    );
     Ok(())
 }
 

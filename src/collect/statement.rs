@@ -5,9 +5,9 @@
 use super::{tag, Row, COLLECTORS};
 use crate::config::CollectorName;
 use crate::db::pool::Checkout;
+use crate::db::pool::Pool;
 use crate::model::error::ScrapeError;
 use crate::model::family::Family;
-use deadpool_postgres::Pool;
 use tokio_postgres::types::{FromSql, Type};
 
 /// Used when only catalog collectors are on: still proves the instance answers.

@@ -1,6 +1,7 @@
 //! The database driver's and the pool's errors as [`ScrapeError`]s: the
 //! SQLSTATE and the driver's message decide the kind.
 
+use crate::db::pool::PoolError;
 use crate::model::error::{ErrorKind, ScrapeError};
 
 impl From<tokio_postgres::Error> for ScrapeError {
@@ -60,15 +61,55 @@ fn source_is_io(e: &tokio_postgres::Error) -> bool {
     text.contains("error connecting") || text.contains("timeout")
 }
 
-impl From<deadpool_postgres::PoolError> for ScrapeError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        use deadpool_postgres::PoolError;
+impl From<PoolError> for ScrapeError {
+    fn from(e: PoolError) -> Self {
         match e {
-            PoolError::Backend(e) => e.into(),
+            // Making the connection failed: whatever the server answered, the
+            // instance refused the exporter at login.
+            PoolError::Backend(e) => at_login(ScrapeError::from(e)),
             PoolError::Timeout(t) => {
                 ScrapeError::new(ErrorKind::Timeout, format!("pool {t:?} timeout"))
             }
             other => ScrapeError::new(ErrorKind::Connect, other.to_string()),
         }
+    }
+}
+
+/// An error the server answered at login (a FATAL before the session
+/// started) is a refused connection, whatever its SQLSTATE, unless a more
+/// telling kind already says so (auth, too many connections, unavailable).
+fn at_login(mut e: ScrapeError) -> ScrapeError {
+    if e.sqlstate.is_some() && e.kind == ErrorKind::Query {
+        e.kind = ErrorKind::Refused;
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(kind: ErrorKind, code: &str) -> ScrapeError {
+        ScrapeError {
+            kind,
+            sqlstate: Some(code.to_owned()),
+            message: "FATAL: ...".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_fatal_at_login_is_a_refused_connection_keeping_its_sqlstate() {
+        let unknown_setting = at_login(answered(ErrorKind::Query, "42704"));
+        assert_eq!(unknown_setting.kind, ErrorKind::Refused);
+        assert_eq!(unknown_setting.sqlstate.as_deref(), Some("42704"));
+        for (kind, code) in [
+            (ErrorKind::TooManyConnections, "53300"),
+            (ErrorKind::Unavailable, "57P03"),
+            (ErrorKind::Auth, "28P01"),
+        ] {
+            assert_eq!(at_login(answered(kind, code)).kind, kind, "{code}");
+        }
+        let no_answer = at_login(ScrapeError::new(ErrorKind::Connect, "refused"));
+        assert_eq!(no_answer.kind, ErrorKind::Connect);
     }
 }

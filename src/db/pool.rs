@@ -2,14 +2,30 @@
 //! connection stays open between rounds, so the exporter already holds its
 //! slot when a segment fills up. TLS follows the cluster's `sslmode`; with
 //! `verify-full` a segment's certificate must name its catalog `address`.
+//!
+//! The pool's manager is the exporter's own (deadpool's `Manager` over
+//! deadpool-postgres's `ClientWrapper`), so that everything that happens on a
+//! connection is logged with the instance it belongs to: server notices and
+//! warnings at their level, a connection the server ends with its message and
+//! SQLSTATE. A closed connection is dropped without a word: the collection
+//! that follows reports the instance down, once.
 
 use crate::config::ClusterConfig;
 use crate::model::family::Family;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_postgres::ClientWrapper;
+use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::error::{DbError, Severity};
+use tokio_postgres::{AsyncMessage, Connection, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::{debug, info, warn};
+
+pub type Pool = managed::Pool<Manager>;
+pub type Object = managed::Object<Manager>;
+pub type PoolError = managed::PoolError<tokio_postgres::Error>;
 
 /// `application_name` of every exporter session, so a DBA can find them.
 pub const APPLICATION_NAME: &str = "greenplum_segment_exporter";
@@ -19,12 +35,15 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
 
-/// Where a pool connects and in which family's utility mode.
+/// Where a pool connects, in which family's utility mode, and which instance
+/// (content, dbid) its log lines name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub family: Family,
+    pub content: i16,
+    pub dbid: i16,
 }
 
 /// Session settings that keep the exporter harmless during an incident:
@@ -68,23 +87,126 @@ pub fn pg_config(c: &ClusterConfig, at: &Endpoint) -> tokio_postgres::Config {
 
 /// A pool of at most `pool_size` connections (validated to 1 or 2).
 pub fn build(c: &ClusterConfig, at: &Endpoint) -> Pool {
-    let config = pg_config(c, at);
-    let manager_config = ManagerConfig {
-        // Only checks that the connection is open: no extra statement per round.
-        recycling_method: RecyclingMethod::Fast,
-    };
-    let manager = match c.tls.connector() {
-        Some(tls) => Manager::from_config(config, tls, manager_config),
-        None => Manager::from_config(config, NoTls, manager_config),
+    let manager = Manager {
+        config: pg_config(c, at),
+        tls: c.tls.connector(),
+        instance: Arc::new(Instance {
+            cluster: c.name.clone(),
+            endpoint: at.clone(),
+        }),
     };
     Pool::builder(manager)
         .max_size(c.pool_size)
-        .runtime(Runtime::Tokio1)
+        .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(c.instance_timeout))
         .create_timeout(Some(c.connect_timeout))
         .recycle_timeout(Some(c.instance_timeout))
         .build()
         .expect("a pool with a runtime and a non-zero size")
+}
+
+/// Makes one instance's connections and checks them before reuse.
+pub struct Manager {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    instance: Arc<Instance>,
+}
+
+impl managed::Manager for Manager {
+    type Type = ClientWrapper;
+    type Error = tokio_postgres::Error;
+
+    async fn create(&self) -> Result<ClientWrapper, tokio_postgres::Error> {
+        let instance = self.instance.clone();
+        let (client, task) = match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                (client, tokio::spawn(drive(connection, instance)))
+            }
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                (client, tokio::spawn(drive(connection, instance)))
+            }
+        };
+        Ok(ClientWrapper::new(client, task))
+    }
+
+    /// Only checks that the connection is open: no extra statement per round.
+    async fn recycle(
+        &self,
+        client: &mut ClientWrapper,
+        _: &Metrics,
+    ) -> RecycleResult<tokio_postgres::Error> {
+        if client.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        Ok(())
+    }
+}
+
+/// The instance a pool's connections go to, as log lines name it.
+struct Instance {
+    cluster: String,
+    endpoint: Endpoint,
+}
+
+/// Runs one connection until it ends, logging what the server says on it.
+async fn drive<S, T>(mut connection: Connection<S, T>, instance: Arc<Instance>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notice(notice)) => instance.notice(&notice),
+            Ok(_) => {}
+            Err(e) => {
+                instance.ended(&e);
+                return;
+            }
+        }
+    }
+}
+
+impl Instance {
+    /// A notice or warning from the server, at its own level.
+    fn notice(&self, n: &DbError) {
+        let (cluster, e) = (&self.cluster, &self.endpoint);
+        let sqlstate = n.code().code();
+        match n.parsed_severity() {
+            Some(Severity::Warning) => warn!(
+                %cluster, content = e.content, dbid = e.dbid, address = %e.host, port = e.port,
+                sqlstate, "server warning: {}", n.message()
+            ),
+            Some(Severity::Debug) => debug!(
+                %cluster, content = e.content, dbid = e.dbid, address = %e.host, port = e.port,
+                sqlstate, "server debug message: {}", n.message()
+            ),
+            _ => info!(
+                %cluster, content = e.content, dbid = e.dbid, address = %e.host, port = e.port,
+                sqlstate, "server notice: {}", n.message()
+            ),
+        }
+    }
+
+    /// The connection ended with an error: the server's own reason (a FATAL,
+    /// e.g. an administrator's termination) is worth a line; a lost socket is
+    /// reported by the next collection.
+    fn ended(&self, error: &tokio_postgres::Error) {
+        let (cluster, e) = (&self.cluster, &self.endpoint);
+        match error.as_db_error() {
+            Some(db) => warn!(
+                %cluster, content = e.content, dbid = e.dbid, address = %e.host, port = e.port,
+                sqlstate = db.code().code(), "connection ended by the server: {}: {}",
+                db.severity(), db.message()
+            ),
+            None => debug!(
+                %cluster, content = e.content, dbid = e.dbid, address = %e.host, port = e.port,
+                "connection lost: {error}"
+            ),
+        }
+    }
 }
 
 /// A connection taken from a pool for one unit of work. [`Checkout::release`]

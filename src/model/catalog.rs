@@ -32,3 +32,7 @@ impl SegmentRow {
         self.content < 0
     }
 }
+
+/// The coordinator's dbid on every Greenplum cluster (gpinitsystem assigns
+/// 1); used for it before the catalog has been read.
+pub const COORDINATOR_DBID: i16 = 1;

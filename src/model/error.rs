@@ -14,6 +14,10 @@ pub enum ErrorKind {
     /// The TLS handshake failed: an untrusted certificate, a name it does not
     /// carry, or a server without TLS (see `sslmode`).
     Tls,
+    /// The server refused the connection at login for another reason (a FATAL
+    /// before the session started: an unknown setting in the startup options,
+    /// utility mode refused, ...); the SQLSTATE says which.
+    Refused,
     /// Out of connection slots, even for the exporter (SQLSTATE 53300).
     TooManyConnections,
     /// The server is starting, stopping or in recovery (SQLSTATE 57P03).
@@ -45,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Auth => "auth",
             ErrorKind::Tls => "tls",
+            ErrorKind::Refused => "refused",
             ErrorKind::TooManyConnections => "too_many_connections",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Permission => "permission",
@@ -98,7 +103,7 @@ impl ScrapeError {
     pub fn is_connection_failure(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Unavailable
+            ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Refused | ErrorKind::Unavailable
         )
     }
 }

@@ -4,12 +4,12 @@
 //! catalog reads that keep the topology fresh.
 
 use crate::config::ClusterConfig;
+use crate::db::pool::Pool;
 use crate::db::pool::{self, Checkout, Endpoint};
 use crate::db::topology;
-use crate::model::catalog::SegmentRow;
+use crate::model::catalog::{SegmentRow, COORDINATOR_DBID};
 use crate::model::error::{ErrorKind, ScrapeError};
 use crate::model::family::{self, Family, ServerVersion};
-use deadpool_postgres::Pool;
 use std::sync::Arc;
 use tracing::debug;
 
@@ -75,6 +75,8 @@ async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeErr
             host: cfg.host.clone(),
             port: cfg.port,
             family: probed,
+            content: -1,
+            dbid: COORDINATOR_DBID,
         };
         let pool = pool::build(cfg, &endpoint);
         match identify(&pool).await {

@@ -27,26 +27,22 @@ pub mod target;
 
 use crate::collect;
 use crate::config::ClusterConfig;
+use crate::db::pool::Pool;
 use crate::db::pool::{self, Endpoint};
 use crate::metrics::render_labels;
-use crate::model::catalog::SegmentRow;
+use crate::model::catalog::{SegmentRow, COORDINATOR_DBID};
 use crate::model::error::{ErrorKind, ScrapeError};
 use crate::model::family::Family;
 use crate::round::backoff::Backoff;
 use crate::round::job::{stuck_after, Job};
 use crate::round::target::{Plan, Target};
 use coordinator::{read_topology, Coordinator, TopologyRead};
-use deadpool_postgres::Pool;
 use snapshot::Snapshot;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
-
-/// The coordinator's dbid on every Greenplum cluster (gpinitsystem assigns 1);
-/// used to label it before the catalog has been read.
-const COORDINATOR_DBID: i16 = 1;
 
 #[derive(Default)]
 struct Refresh {
@@ -288,14 +284,6 @@ impl Runner {
         self.coordinator = Some(c);
     }
 
-    fn coordinator_endpoint(&self, family: Family) -> Endpoint {
-        Endpoint {
-            host: self.cfg.host.clone(),
-            port: self.cfg.port,
-            family,
-        }
-    }
-
     /// Makes the targets follow the catalog: new primaries get a pool, gone ones
     /// lose theirs, moved ones (failover) get a new pool under the same dbid.
     fn sync_targets(&mut self) {
@@ -362,14 +350,17 @@ impl Runner {
     /// address may be a name only resolvable inside the cluster); segments at
     /// their catalog `address:port`.
     fn endpoint_of(&self, row: &SegmentRow, family: Family) -> Endpoint {
-        if row.is_coordinator() {
-            self.coordinator_endpoint(family)
+        let (host, port) = if row.is_coordinator() {
+            (self.cfg.host.clone(), self.cfg.port)
         } else {
-            Endpoint {
-                host: row.address.clone(),
-                port: row.port,
-                family,
-            }
+            (row.address.clone(), row.port)
+        };
+        Endpoint {
+            host,
+            port,
+            family,
+            content: row.content,
+            dbid: row.dbid,
         }
     }
 

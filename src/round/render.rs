@@ -8,6 +8,7 @@ use crate::collect::{self, sessions};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::attribution::Attribution;
+use crate::model::family::Family;
 use crate::model::view::{CatalogView, ClusterView, InstanceView};
 
 static CLUSTER_INFO: Desc = Desc::gauge(
@@ -37,7 +38,8 @@ static ROUND_TIMESTAMP: Desc = Desc::gauge(
 );
 static TARGETS: Desc = Desc::gauge(
     "greenplum_exporter_instances",
-    "Instances the exporter collects for the cluster (primaries and coordinator).",
+    "Instances the exporter tries to collect for the cluster (the coordinator and the primaries \
+     of the catalog), whether they answer or not; sum(greenplum_up) is those collected.",
 );
 static PENDING: Desc = Desc::gauge(
     "greenplum_exporter_pending_collections",
@@ -73,7 +75,13 @@ impl Runner {
         self.render_cluster(&mut w);
         let view = ClusterView {
             cluster: self.cfg.name.clone(),
-            family: self.coordinator.as_ref().map(|c| c.family.name()),
+            // The detected family, else the configured one (coordinator not reached yet).
+            family: self
+                .coordinator
+                .as_ref()
+                .map(|c| c.family)
+                .or(self.cfg.family.fixed())
+                .map(Family::name),
             version: self.coordinator.as_ref().map(|c| c.version.clone()),
             round_finished_at: self.stats.last_round_end.map(unix_seconds),
             instances,

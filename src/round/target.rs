@@ -5,13 +5,13 @@
 use crate::collect::{self, Ctx, Row};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::Endpoint;
+use crate::db::pool::Pool;
 use crate::metrics::{Desc, Writer};
 use crate::model::catalog::SegmentRow;
 use crate::model::error::{ErrorKind, ScrapeError};
 use crate::model::view::InstanceView;
 use crate::round::backoff::Backoff;
 use crate::round::job::{stuck_after, Job};
-use deadpool_postgres::Pool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

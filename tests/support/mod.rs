@@ -52,7 +52,10 @@ impl Exporter {
         let child = Command::new(EXPORTER)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(["--log.level=debug"])
+            // Debug logs unless the test asks for a level of its own.
+            .args(
+                (!args.iter().any(|a| a.starts_with("--log.level"))).then_some("--log.level=debug"),
+            )
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)
