@@ -1,6 +1,6 @@
 //! Connection slots: client backends by state, the limits, headroom for
-//! ordinary roles and superusers, distributed vs local sessions, oldest idle
-//! transaction and active query, and counts by user, database and application.
+//! ordinary roles and superusers, oldest idle transaction and active query,
+//! and counts by user, database and application.
 
 use super::{item, items, top_n, total, Collector, Ctx, Row, OTHER};
 use crate::config::CollectorName;
@@ -42,10 +42,6 @@ static HEADROOM_SUPERUSER: Desc = Desc::gauge(
 static UTILIZATION: Desc = Desc::gauge(
     "greenplum_connections_utilization_ratio",
     "Used slots over the slots ordinary roles may use (max_connections - superuser_reserved_connections).",
-);
-static SESSIONS: Desc = Desc::gauge(
-    "greenplum_sessions",
-    "Sessions on the instance: distributed (distinct coordinator session ids of query executors) or local (utility and local backends).",
 );
 static OLDEST_IDLE_IN_TX: Desc = Desc::gauge(
     "greenplum_connections_oldest_idle_in_transaction_seconds",
@@ -117,18 +113,6 @@ impl Collector for Connections {
             out.sample(&UTILIZATION, l, &[], ratio);
         }
 
-        let sessions = [
-            ("distributed", "sessions_distributed"),
-            ("local", "sessions_local"),
-        ];
-        for (kind, name) in sessions {
-            out.sample(
-                &SESSIONS,
-                l,
-                &[("kind", kind)],
-                item(rows, name).unwrap_or(0.0),
-            );
-        }
         out.sample(
             &OLDEST_IDLE_IN_TX,
             l,

@@ -8,9 +8,7 @@ FROM a GROUP BY state
 UNION ALL
 SELECT 'connections', v.item, ARRAY[]::text[], v.value
 FROM (
-    SELECT count(DISTINCT sess_id) FILTER (WHERE sess_id > 0) AS distributed,
-           count(*) FILTER (WHERE sess_id <= 0) AS local,
-           max(extract(epoch FROM clock_timestamp() - state_change))
+    SELECT max(extract(epoch FROM clock_timestamp() - state_change))
                FILTER (WHERE state = 'idle in transaction') AS idle_in_tx,
            max(extract(epoch FROM clock_timestamp() - query_start))
                FILTER (WHERE state = 'active' AND pid <> pg_backend_pid()) AS active
@@ -19,8 +17,6 @@ FROM (
 LATERAL (VALUES
     ('max_connections', current_setting('max_connections')::float8),
     ('superuser_reserved_connections', current_setting('superuser_reserved_connections')::float8),
-    ('sessions_distributed', s.distributed::float8),
-    ('sessions_local', s.local::float8),
     ('oldest_idle_in_transaction', coalesce(s.idle_in_tx, 0)::float8),
     ('oldest_active', coalesce(s.active, 0)::float8)
 ) v(item, value)

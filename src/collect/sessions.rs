@@ -12,7 +12,7 @@ use crate::config::{CollectorName, TopN};
 use crate::metrics::{Desc, Writer};
 use crate::model::attribution::{Attribution, Holder, Overcommit, SessionHolder};
 use crate::model::family::Family;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct Sessions;
 
@@ -21,8 +21,15 @@ static BACKENDS: Desc = Desc::gauge(
     "Client backends on the instance by kind: executor_active (query executors of a coordinator \
      session that is not idle), executor_idle_session (cached gangs of an idle coordinator session, \
      released after gp_vmem_idle_resource_timeout), executor_orphaned (of no live coordinator \
-     session), executor_unattributed (coordinator not read this round), dispatcher (coordinator \
-     sessions, on the coordinator), utility (local and utility-mode sessions), exporter.",
+     session), executor_unattributed (coordinator not read this round), dispatcher (on the \
+     coordinator: sessions seen holding executors on a segment), utility (local and utility-mode \
+     sessions; on the coordinator also sessions never seen dispatching), exporter.",
+);
+static SESSIONS: Desc = Desc::gauge(
+    "greenplum_sessions",
+    "Sessions on the instance: distributed (on a segment: distinct coordinator session ids of its \
+     query executors; on the coordinator: sessions seen holding executors on a segment) or local \
+     (the others, the exporter's own included).",
 );
 static BY_USER: Desc = Desc::gauge(
     "greenplum_segment_backends_by_user",
@@ -68,13 +75,41 @@ static OVERCOMMIT: Desc = Desc::gauge(
      above 1 a full coordinator can exhaust the segments' ordinary slots.",
 );
 
+/// Coordinator sessions seen holding executors on a segment, this round or
+/// earlier, for as long as they are on the coordinator. Every coordinator
+/// session has a positive `sess_id`, utility-mode ones included, so only
+/// executors on a segment show that a session dispatches.
+#[derive(Debug, Default)]
+pub struct Dispatchers(BTreeSet<String>);
+
+impl Dispatchers {
+    /// Adds the sessions with executors on the segments collected this round
+    /// and, when the coordinator was read, forgets those no longer on it.
+    pub fn update(&mut self, instances: &[InstanceRows]) {
+        for segment in instances.iter().filter(|i| i.content >= 0) {
+            for r in items(&segment.rows, "by_session") {
+                if !self.0.contains(r.label(0)) {
+                    self.0.insert(r.label(0).to_owned());
+                }
+            }
+        }
+        if let Some(c) = instances.iter().find(|i| i.content < 0) {
+            let live: BTreeSet<&str> = items(&c.rows, "by_session").map(|r| r.label(0)).collect();
+            self.0.retain(|id| live.contains(id.as_str()));
+        }
+    }
+
+    fn contains(&self, sess_id: &str) -> bool {
+        self.0.contains(sess_id)
+    }
+}
+
 const EXECUTOR_KINDS: [&str; 4] = [
     "executor_active",
     "executor_idle_session",
     "executor_orphaned",
     "executor_unattributed",
 ];
-const LOCAL_KINDS: [&str; 2] = ["utility", "exporter"];
 
 impl Collector for Sessions {
     fn name(&self) -> CollectorName {
@@ -86,34 +121,52 @@ impl Collector for Sessions {
     }
 }
 
-/// Joins the sessions collector's rows of the instances collected this round.
-pub fn attribute(instances: &[InstanceRows], top: TopN) -> Attribution {
+/// Joins the sessions collector's rows of the instances collected this round;
+/// `dispatchers` already holds this round's (see [`Dispatchers::update`]).
+pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatchers) -> Attribution {
     let coordinator = instances.iter().find(|i| i.content < 0);
     let sessions = coordinator.map(|c| coordinator_sessions(&c.rows));
     let mut held = Held::default();
-    let kinds = instances
+    let (kinds, session_counts) = instances
         .iter()
         .map(|inst| {
-            let mut kinds: Vec<(&'static str, f64)> = if inst.content < 0 {
-                let dispatchers = total(items(&inst.rows, "by_session").map(|r| r.value));
-                vec![("dispatcher", dispatchers)]
+            let local = |kind: &str| {
+                let rows = items(&inst.rows, "local").filter(|r| r.label(0) == kind);
+                total(rows.map(|r| r.value))
+            };
+            let (utility, exporter) = (local("utility"), local("exporter"));
+            if inst.content < 0 {
+                // One backend per coordinator session.
+                let (mut dispatching, mut undisclosed) = (0.0, 0.0);
+                for r in items(&inst.rows, "by_session") {
+                    match dispatchers.contains(r.label(0)) {
+                        true => dispatching += r.value,
+                        false => undisclosed += r.value,
+                    }
+                }
+                let kinds = vec![
+                    ("dispatcher", dispatching),
+                    ("utility", utility + undisclosed),
+                    ("exporter", exporter),
+                ];
+                (kinds, [dispatching, utility + undisclosed + exporter])
             } else {
                 let executors = held.add_segment(&inst.rows, sessions.as_ref());
-                EXECUTOR_KINDS.into_iter().zip(executors).collect()
-            };
-            for kind in LOCAL_KINDS {
-                let local = items(&inst.rows, "local").filter(|r| r.label(0) == kind);
-                kinds.push((kind, total(local.map(|r| r.value))));
+                let mut kinds: Vec<(&'static str, f64)> =
+                    EXECUTOR_KINDS.into_iter().zip(executors).collect();
+                kinds.extend([("utility", utility), ("exporter", exporter)]);
+                let distributed = items(&inst.rows, "by_session").count() as f64;
+                (kinds, [distributed, utility + exporter])
             }
-            kinds
         })
-        .collect();
+        .unzip();
     let (sessions, other_sessions) = match &sessions {
         Some(s) => held.top_sessions(s, top.sessions),
         None => (Vec::new(), 0.0),
     };
     Attribution {
         kinds,
+        sessions_per_instance: session_counts,
         by_user: top_holders(&held.by_user, top.usename),
         by_application: top_holders(&held.by_application, top.application_name),
         sessions,
@@ -128,6 +181,15 @@ pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out:
         for (kind, n) in kinds {
             out.sample(&BACKENDS, inst.labels, &[("kind", kind)], *n);
         }
+    }
+    for (inst, [distributed, local]) in instances.iter().zip(&a.sessions_per_instance) {
+        out.sample(
+            &SESSIONS,
+            inst.labels,
+            &[("kind", "distributed")],
+            *distributed,
+        );
+        out.sample(&SESSIONS, inst.labels, &[("kind", "local")], *local);
     }
     let l = ctx.labels;
     let by = [

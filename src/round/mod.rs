@@ -25,8 +25,8 @@ pub mod service;
 pub mod snapshot;
 pub mod target;
 
-use crate::collect;
-use crate::config::ClusterConfig;
+use crate::collect::{self, sessions};
+use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::Pool;
 use crate::db::pool::{self, Endpoint};
 use crate::metrics::render_labels;
@@ -75,6 +75,8 @@ pub struct Runner {
     slots: Arc<Semaphore>,
     refresh: Refresh,
     stats: Stats,
+    /// Coordinator sessions seen dispatching (collector `sessions`).
+    dispatchers: sessions::Dispatchers,
 }
 
 impl Runner {
@@ -91,6 +93,7 @@ impl Runner {
                 ..Refresh::default()
             },
             stats: Stats::default(),
+            dispatchers: sessions::Dispatchers::default(),
             cfg: Arc::new(cfg),
         };
         runner.sync_targets();
@@ -195,6 +198,15 @@ impl Runner {
             self.finish_refresh(started + deadline).await;
         }
         self.collect_all().await;
+        if self.cfg.collector_enabled(CollectorName::Sessions) {
+            let targets: Vec<&Target> = self.targets.values().collect();
+            let rows: Vec<_> = render::collected(&targets)
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
+            let instances = collect::instance_rows(CollectorName::Sessions, &rows);
+            self.dispatchers.update(&instances);
+        }
         self.finish_refresh(started + deadline).await;
         self.stats.rounds += 1;
         self.stats.last_round = started.elapsed();

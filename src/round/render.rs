@@ -107,14 +107,10 @@ impl Runner {
         if !self.cfg.collector_enabled(CollectorName::Sessions) {
             return None;
         }
-        let collected: Vec<(usize, collect::Collected)> = targets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| Some((i, (t.labels.as_str(), t.row.content, t.rows_if_up()?))))
-            .collect();
+        let collected = collected(targets);
         let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
         let instances = collect::instance_rows(CollectorName::Sessions, &rows);
-        let attribution = sessions::attribute(&instances, self.cfg.top_n);
+        let attribution = sessions::attribute(&instances, self.cfg.top_n, &self.dispatchers);
         let ctx = collect::ClusterCtx {
             labels: &self.cluster_labels,
             cluster: &self.cfg,
@@ -151,4 +147,13 @@ impl Runner {
             w.sample(&TOPOLOGY_REFRESHES, l, &[("result", result)], n as f64);
         }
     }
+}
+
+/// The instances of `targets` collected this round, each with its index.
+pub(super) fn collected<'a>(targets: &[&'a Target]) -> Vec<(usize, collect::Collected<'a>)> {
+    targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, (t.labels.as_str(), t.row.content, t.rows_if_up()?))))
+        .collect()
 }
