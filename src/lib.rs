@@ -8,6 +8,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod db;
+pub mod incident;
 pub mod metrics;
 pub mod model;
 pub mod round;

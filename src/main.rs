@@ -1,6 +1,7 @@
 use clap::Parser;
 use greenplum_segment_exporter::cli::{Cli, Command, LogFormat, LogLevel};
 use greenplum_segment_exporter::config::{self, ConfigError, Settings};
+use greenplum_segment_exporter::incident::store::Store;
 use greenplum_segment_exporter::round::service::Service;
 use greenplum_segment_exporter::round::snapshot::Snapshot;
 use greenplum_segment_exporter::web::config::{self as web_config, LiveWebConfig, WebConfig};
@@ -16,14 +17,6 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let (settings, web) =
-        match config::load(&cli.overrides()).and_then(|s| Ok((s, load_web_config(&cli)?))) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                error!(key = %e.key, "configuration error: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,8 +28,29 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Top(args)) = &cli.command {
+        // `top --from` needs no configuration; one given is still read (and
+        // must be valid), for the incidents file.
+        let o = cli.overrides();
+        let settings = match (&args.from, &o.config_file, &o.coordinator_dsn) {
+            (Some(_), None, None) => None,
+            _ => match config::load(&o) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    error!(key = %e.key, "configuration error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            },
+        };
         return ExitCode::from(runtime.block_on(top::run(settings, args)));
     }
+    let (settings, web) =
+        match config::load(&cli.overrides()).and_then(|s| Ok((s, load_web_config(&cli)?))) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                error!(key = %e.key, "configuration error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     match runtime.block_on(serve(settings, LiveWebConfig::new(web), &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -74,7 +88,8 @@ fn load_web_config(cli: &Cli) -> Result<WebConfig, ConfigError> {
 
 async fn serve(settings: Settings, web_config: LiveWebConfig, cli: &Cli) -> anyhow::Result<()> {
     let names = settings.clusters.iter().map(|c| c.name.clone());
-    let snapshot = Arc::new(Snapshot::new(names));
+    let incidents = Arc::new(Store::open(&settings.incidents));
+    let snapshot = Arc::new(Snapshot::new(names, incidents));
     let web = settings.web.clone();
     // Signal handlers first: a SIGTERM during start-up must not kill us uncleanly.
     let mut term = signal(SignalKind::terminate())?;

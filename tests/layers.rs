@@ -11,10 +11,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tls", &[]),
     ("config", &["model", "tls"]),
     ("db", &["config", "model", "tls"]),
+    ("incident", &["config", "model"]),
     ("collect", &["config", "db", "metrics", "model"]),
-    ("round", &["collect", "config", "db", "metrics", "model"]),
-    ("web", &["config", "model", "round", "tls"]),
-    ("cli", &["config", "model", "round"]),
+    ("round", &["collect", "config", "db", "incident", "metrics", "model"]),
+    ("web", &["config", "incident", "model", "round", "tls"]),
+    ("cli", &["config", "incident", "model", "round", "tls"]),
 ];
 
 const MAX_LINES: usize = 500;

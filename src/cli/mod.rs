@@ -2,6 +2,9 @@
 //! the `top` subcommand. Uses `config` (overrides), `round` (a round of the
 //! daemon's own code for `top`) and `model` (the views it prints).
 
+pub mod from;
+pub mod incidents;
+pub mod table;
 pub mod top;
 
 use crate::config::Overrides;
@@ -99,6 +102,23 @@ pub struct TopArgs {
     /// left, 3 when an instance could not be collected.
     #[arg(long = "fail-below", value_name = "N")]
     pub fail_below: Option<u32>,
+
+    /// Read a running exporter's /api/v1/instances (and incidents) instead
+    /// of connecting to the cluster: takes no connection slot anywhere; use
+    /// it during an incident. http[s]://[user@]host:port; the basic-auth
+    /// password in GPSE_FROM_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+
+    /// With an https:// --from: the CA certificate (PEM) that signed the
+    /// exporter's certificate.
+    #[arg(long = "from.ca-file", value_name = "FILE", requires = "from")]
+    pub from_ca_file: Option<PathBuf>,
+
+    /// List the recorded incidents (from --from, or the configured
+    /// incidents.file) instead of the table.
+    #[arg(long)]
+    pub incidents: bool,
 }
 
 impl Cli {

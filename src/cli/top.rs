@@ -1,35 +1,87 @@
 //! `greenplum_segment_exporter top`: the view a DBA builds by hand with psql
-//! during a "too many clients" incident, from one collection round of the
-//! daemon's own code and configuration: per instance, lowest connection
+//! during a "too many clients" incident: per instance, lowest connection
 //! headroom first, and the coordinator sessions holding most segment slots.
+//! The figures come from one collection round of the daemon's own code and
+//! configuration, or, with `--from`, from a running exporter's API, which
+//! takes no connection slot anywhere. `--incidents` lists the recorded
+//! episodes instead.
 
+use super::from::Exporter;
+use super::{incidents, table};
 use crate::cli::TopArgs;
 use crate::config::Settings;
-use crate::model::figures::Slots;
-use crate::model::view::{ClusterView, Document, InstanceView};
+use crate::incident::store::{self, Store};
+use crate::model::incident::{Incident, IncidentDocument};
+use crate::model::view::{ClusterView, Document, OwnedDocument};
 use crate::round::Runner;
-use std::fmt::Write as _;
+use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit status with `--fail-below`: an instance is below the headroom asked for.
 pub const EXIT_LOW_HEADROOM: u8 = 1;
 /// Exit status with `--fail-below`: an instance could not be collected.
 pub const EXIT_NOT_COLLECTED: u8 = 3;
+/// Exit status when the figures could not be had at all (`--from` failed).
+pub const EXIT_UNAVAILABLE: u8 = 4;
 
 /// Width when the output is not a terminal: nothing is cut.
-const UNLIMITED: usize = usize::MAX;
-/// Coordinator sessions listed under each cluster's table.
-const SESSIONS_SHOWN: usize = 5;
+pub const UNLIMITED: usize = usize::MAX;
 
-/// Runs rounds (one, or every `--watch` seconds until Ctrl-C) and prints
-/// them; returns the exit status.
-pub async fn run(settings: Settings, args: &TopArgs) -> u8 {
-    let mut runners: Vec<Runner> = settings.clusters.into_iter().map(Runner::new).collect();
-    let terminal = std::io::stdout().is_terminal();
+/// Where the figures come from.
+enum Source {
+    /// Rounds of the daemon's own code, over connections of `top`'s own.
+    Rounds(Vec<Runner>),
+    /// A running exporter's `/api/v1/instances`.
+    Exporter(Exporter),
+}
+
+/// Prints the table (once, or every `--watch` seconds until Ctrl-C), or the
+/// incidents; returns the exit status. `settings` is `None` with `--from`
+/// and no configuration.
+pub async fn run(settings: Option<Settings>, args: &TopArgs) -> u8 {
+    match run_checked(settings, args).await {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("top: {e:#}");
+            EXIT_UNAVAILABLE
+        }
+    }
+}
+
+async fn run_checked(settings: Option<Settings>, args: &TopArgs) -> Result<u8> {
+    let from = args.from.as_deref().map(Exporter::parse).transpose()?;
+    if args.incidents {
+        let list = match &from {
+            Some(e) => fetch_incidents(e, args).await?,
+            None => incidents_file(settings.as_ref())?,
+        };
+        print(&incidents::render(&list, width()));
+        return Ok(0);
+    }
+    let mut source = match from {
+        Some(e) => Source::Exporter(e),
+        None => {
+            let settings = settings.context("no cluster configured")?;
+            // Incidents of top's own rounds are not kept: the daemon records them.
+            let store = Arc::new(Store::in_memory(1));
+            let runners = settings
+                .clusters
+                .into_iter()
+                .map(|c| Runner::new(c, store.clone()))
+                .collect();
+            Source::Rounds(runners)
+        }
+    };
     let status = loop {
-        futures::future::join_all(runners.iter_mut().map(Runner::round)).await;
-        let views: Vec<ClusterView> = runners.iter().map(|r| r.render().1).collect();
+        let views = match source.views(args).await {
+            Ok(views) => views,
+            Err(e) => {
+                source.close();
+                return Err(e);
+            }
+        };
         let text = if args.json {
             let document = Document {
                 clusters: views.iter().collect(),
@@ -38,23 +90,15 @@ pub async fn run(settings: Settings, args: &TopArgs) -> u8 {
             let json = serde_json::to_string_pretty(&document).unwrap_or_default();
             format!("{json}\n")
         } else {
-            let width = if terminal {
-                terminal_width()
-            } else {
-                UNLIMITED
-            };
-            views.iter().map(|v| render(v, width)).collect()
+            let width = width();
+            views.iter().map(|v| table::render(v, width)).collect()
         };
-        let mut out = std::io::stdout().lock();
         // Redraw in place on a terminal; otherwise one report after another.
-        let clear = if args.watch.is_some() && terminal {
-            "\x1b[H\x1b[2J"
-        } else {
-            ""
-        };
-        let _ = write!(out, "{clear}{text}");
-        let _ = out.flush();
-        drop(out);
+        let clear = args.watch.is_some() && std::io::stdout().is_terminal();
+        print(&format!(
+            "{}{text}",
+            if clear { "\x1b[H\x1b[2J" } else { "" }
+        ));
         let status = args.fail_below.map_or(0, |n| check(&views, n));
         let Some(seconds) = args.watch else {
             break status;
@@ -64,14 +108,66 @@ pub async fn run(settings: Settings, args: &TopArgs) -> u8 {
             _ = tokio::signal::ctrl_c() => break status,
         }
     };
-    for runner in &mut runners {
-        runner.close();
-    }
-    status
+    source.close();
+    Ok(status)
 }
 
-fn terminal_width() -> usize {
-    terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0))
+impl Source {
+    async fn views(&mut self, args: &TopArgs) -> Result<Vec<ClusterView>> {
+        match self {
+            Source::Rounds(runners) => {
+                futures::future::join_all(runners.iter_mut().map(Runner::round)).await;
+                Ok(runners.iter().map(|r| r.render().1).collect())
+            }
+            Source::Exporter(e) => {
+                let body = e
+                    .get("/api/v1/instances", args.from_ca_file.as_deref())
+                    .await?;
+                let document: OwnedDocument = serde_json::from_slice(&body)
+                    .context("/api/v1/instances is not an exporter's document")?;
+                Ok(document.clusters)
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Source::Rounds(runners) = self {
+            for runner in runners {
+                runner.close();
+            }
+        }
+    }
+}
+
+async fn fetch_incidents(e: &Exporter, args: &TopArgs) -> Result<Vec<Incident>> {
+    let body = e
+        .get("/api/v1/incidents", args.from_ca_file.as_deref())
+        .await?;
+    let document: IncidentDocument =
+        serde_json::from_slice(&body).context("/api/v1/incidents is not an exporter's document")?;
+    Ok(document.incidents)
+}
+
+/// The episodes of the configured incidents file, newest first.
+fn incidents_file(settings: Option<&Settings>) -> Result<Vec<Incident>> {
+    let path = settings.and_then(|s| s.incidents.file.as_ref()).context(
+        "no incidents file configured (incidents.file): give --from URL of a running exporter",
+    )?;
+    Ok(store::read_back(path).into_iter().rev().collect())
+}
+
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn width() -> usize {
+    if std::io::stdout().is_terminal() {
+        terminal_size::terminal_size().map_or(80, |(w, _)| usize::from(w.0))
+    } else {
+        UNLIMITED
+    }
 }
 
 /// `--fail-below N`: which instances fail the check, said on stderr.
@@ -100,364 +196,4 @@ fn check(views: &[ClusterView], n: u32) -> u8 {
         }
     }
     status
-}
-
-/// One column of the table: header, width, whether it gives way on a narrow
-/// terminal, and the cell of an instance that was collected.
-struct Column {
-    header: &'static str,
-    width: usize,
-    /// Dropped first on narrow terminals, in this order (higher first).
-    drop_rank: u8,
-    cell: fn(&InstanceView) -> String,
-}
-
-const COLUMNS: &[Column] = &[
-    Column {
-        header: "CONTENT",
-        width: 7,
-        drop_rank: 0,
-        cell: |i| i.catalog.content.to_string(),
-    },
-    Column {
-        header: "ROLE",
-        width: 4,
-        drop_rank: 0,
-        cell: role,
-    },
-    Column {
-        header: "HOST:PORT",
-        width: 18,
-        drop_rank: 1,
-        cell: |i| format!("{}:{}", i.catalog.hostname, i.catalog.port),
-    },
-    Column {
-        header: "USED/MAX",
-        width: 9,
-        drop_rank: 0,
-        cell: |i| slots(i, |s| format!("{}/{}", s.used, s.max_connections)),
-    },
-    Column {
-        header: "HEADROOM",
-        width: 8,
-        drop_rank: 0,
-        cell: |i| slots(i, |s| s.headroom_ordinary.to_string()),
-    },
-    Column {
-        header: "IN-TX",
-        width: 5,
-        drop_rank: 3,
-        cell: |i| slots(i, |s| s.idle_in_transaction.to_string()),
-    },
-    Column {
-        header: "PREP",
-        width: 4,
-        drop_rank: 2,
-        cell: |i| {
-            i.prepared
-                .as_ref()
-                .map_or(String::new(), |p| p.count.to_string())
-        },
-    },
-    Column {
-        header: "LOCKW",
-        width: 5,
-        drop_rank: 2,
-        cell: |i| {
-            i.locks
-                .as_ref()
-                .map_or(String::new(), |l| l.waiting.to_string())
-        },
-    },
-    Column {
-        header: "WAIT",
-        width: 6,
-        drop_rank: 3,
-        cell: |i| {
-            i.locks
-                .as_ref()
-                .map_or(String::new(), |l| seconds(l.longest_wait_seconds))
-        },
-    },
-];
-
-/// The last column takes what is left, or a line of its own below each
-/// instance: who holds the slots.
-const HOLDERS: &str = "TOP USERS / APPLICATIONS";
-/// Narrower than this, the holders column is left out.
-const HOLDERS_MIN: usize = 12;
-
-fn role(i: &InstanceView) -> String {
-    let c = &i.catalog;
-    // A role other than the preferred one: a failover not rebalanced.
-    let switched = if c.role == c.preferred_role { "" } else { "!" };
-    format!("{}{switched}", c.role)
-}
-
-fn slots(i: &InstanceView, f: fn(&Slots) -> String) -> String {
-    i.connections.as_ref().map_or(String::new(), f)
-}
-
-fn seconds(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.0}s")
-    } else if s < 3600.0 {
-        format!("{:.0}m", s / 60.0)
-    } else {
-        format!("{:.1}h", s / 3600.0)
-    }
-}
-
-fn holders(i: &InstanceView) -> String {
-    let list = |v: &[(String, f64)]| {
-        v.iter()
-            .map(|(name, n)| format!("{} {n}", if name.is_empty() { "-" } else { name }))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("{} / {}", list(&i.top_users), list(&i.top_applications))
-}
-
-/// One cluster: a header line, the instances lowest headroom first (those
-/// not collected on top), then the coordinator sessions holding most.
-pub fn render(v: &ClusterView, width: usize) -> String {
-    let mut out = String::new();
-    let collected = v.instances.iter().filter(|i| i.up == Some(true)).count();
-    let _ = writeln!(
-        out,
-        "{}",
-        cut(
-            &format!(
-                "cluster {}  {}  {}/{} instances collected",
-                v.cluster,
-                v.family.unwrap_or("family unknown"),
-                collected,
-                v.instances.len()
-            ),
-            width
-        )
-    );
-    let columns = fitting(width);
-    let used: usize = columns.iter().map(|c| c.width + 1).sum();
-    let holders_width = width.saturating_sub(used).min(200);
-    let show_holders = holders_width >= HOLDERS_MIN;
-    let mut header: Vec<String> = columns.iter().map(|c| pad(c.header, c.width)).collect();
-    if show_holders {
-        header.push(cut(HOLDERS, holders_width));
-    }
-    let _ = writeln!(out, "{}", header.join(" ").trim_end());
-
-    let mut instances: Vec<&InstanceView> = v.instances.iter().collect();
-    instances.sort_by(|a, b| urgency(a).total_cmp(&urgency(b)));
-    for i in instances {
-        let line = if i.up == Some(true) {
-            let mut cells: Vec<String> = columns
-                .iter()
-                .map(|c| pad(&cut(&(c.cell)(i), c.width), c.width))
-                .collect();
-            if show_holders {
-                cells.push(cut(&holders(i), holders_width));
-            } else {
-                // No room beside the figures: who holds the slots goes below them.
-                cells.push(format!("\n{:8}{}", "", holders(i)));
-            }
-            cells.join(" ")
-        } else {
-            let first: Vec<String> = columns
-                .iter()
-                .take_while(|c| c.header != "USED/MAX")
-                .map(|c| pad(&cut(&(c.cell)(i), c.width), c.width))
-                .collect();
-            let why = i
-                .error
-                .as_ref()
-                .map_or("not collected yet".to_owned(), |e| {
-                    let code = e
-                        .sqlstate
-                        .as_deref()
-                        .map(|s| format!(" {s}"))
-                        .unwrap_or_default();
-                    format!("NOT COLLECTED: {}{code} {}", e.kind, e.message)
-                });
-            format!("{} {why}", first.join(" "))
-        };
-        for part in line.split('\n') {
-            let _ = writeln!(out, "{}", cut(part.trim_end(), width));
-        }
-    }
-    if let Some(a) = &v.attribution {
-        if !a.sessions.is_empty() {
-            let _ = writeln!(
-                out,
-                "{}",
-                cut("coordinator sessions holding most segment backends:", width)
-            );
-            for s in a.sessions.iter().take(SESSIONS_SHOWN) {
-                let line = format!(
-                    "  sess {} {} {} {} {} backends, {} old, from {}",
-                    s.sess_id,
-                    s.usename,
-                    if s.application_name.is_empty() {
-                        "-"
-                    } else {
-                        &s.application_name
-                    },
-                    s.state,
-                    s.segment_backends,
-                    seconds(s.age_seconds),
-                    if s.client_addr.is_empty() {
-                        "local"
-                    } else {
-                        &s.client_addr
-                    },
-                );
-                let _ = writeln!(out, "{}", cut(&line, width));
-            }
-        }
-        if let Some(ratio) = a.overcommit.as_ref().and_then(|o| o.ratio) {
-            if ratio > 1.0 {
-                let line = format!(
-                    "coordinator slots / segment session capacity = {ratio:.2}: a full coordinator can exhaust the segments"
-                );
-                let _ = writeln!(out, "{}", cut(&line, width));
-            }
-        }
-    }
-    out.push('\n');
-    out
-}
-
-/// Sort key: instances not collected first, then by ordinary headroom.
-fn urgency(i: &InstanceView) -> f64 {
-    match (&i.up, &i.connections) {
-        (Some(true), Some(s)) => s.headroom_ordinary,
-        (Some(true), None) => f64::MAX,
-        _ => f64::MIN,
-    }
-}
-
-/// The columns that fit `width`, dropping the least needed first.
-fn fitting(width: usize) -> Vec<&'static Column> {
-    let mut columns: Vec<&Column> = COLUMNS.iter().collect();
-    while columns.iter().map(|c| c.width + 1).sum::<usize>() > width {
-        let Some(rank) = columns.iter().map(|c| c.drop_rank).max().filter(|r| *r > 0) else {
-            break;
-        };
-        let at = columns
-            .iter()
-            .rposition(|c| c.drop_rank == rank)
-            .expect("a column of that rank");
-        columns.remove(at);
-    }
-    columns
-}
-
-fn pad(s: &str, width: usize) -> String {
-    format!("{s:<width$}")
-}
-
-/// `s` cut to `width` characters, marking the cut.
-fn cut(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_owned();
-    }
-    let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
-    cut.push('~');
-    cut
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn narrow_terminals_lose_columns_in_order_and_lines_fit() {
-        let all: usize = COLUMNS.iter().map(|c| c.width + 1).sum();
-        assert_eq!(fitting(200).len(), COLUMNS.len());
-        assert!(all <= 80, "the full table must fit 80 columns: {all}");
-        let narrow: Vec<&str> = fitting(50).iter().map(|c| c.header).collect();
-        assert_eq!(narrow, ["CONTENT", "ROLE", "USED/MAX", "HEADROOM"]);
-        assert_eq!(cut("abcdef", 4), "abc~");
-        assert_eq!(cut("abc", 4), "abc");
-    }
-
-    fn view() -> ClusterView {
-        use crate::model::view::{CatalogView, ErrorView};
-        let catalog = |content: i16| CatalogView {
-            content,
-            dbid: content + 2,
-            role: 'p',
-            preferred_role: 'p',
-            status: 'u',
-            mode: 's',
-            hostname: format!("sdw-with-a-rather-long-name-{content}"),
-            address: "10.0.0.1".into(),
-            port: 40000,
-        };
-        let up = InstanceView {
-            catalog: catalog(0),
-            up: Some(true),
-            error: None,
-            connections: Some(Slots {
-                used: 745.0,
-                max_connections: 750.0,
-                superuser_reserved: 10.0,
-                ..Slots::default()
-            }),
-            prepared: None,
-            locks: None,
-            top_users: vec![("etl_loader_with_long_name".into(), 600.0)],
-            top_applications: vec![("".into(), 600.0), ("psql".into(), 3.0)],
-            backends: Vec::new(),
-        };
-        let down = InstanceView {
-            catalog: catalog(1),
-            up: Some(false),
-            error: Some(ErrorView {
-                kind: "timeout",
-                sqlstate: None,
-                message: "no answer within 5s".into(),
-            }),
-            connections: None,
-            top_users: Vec::new(),
-            top_applications: Vec::new(),
-            ..up.clone()
-        };
-        ClusterView {
-            cluster: "edw".into(),
-            family: Some("gp6"),
-            version: None,
-            round_finished_at: None,
-            instances: vec![up, down],
-            not_collected: Vec::new(),
-            attribution: None,
-        }
-    }
-
-    #[test]
-    fn tables_fit_their_width_and_put_failures_first() {
-        for width in [40, 80, 120] {
-            let text = render(&view(), width);
-            for line in text.lines() {
-                assert!(line.chars().count() <= width, "{width}: {line:?}");
-            }
-            let first = text.lines().nth(2).unwrap();
-            assert!(first.starts_with("1 "), "{width}: {text}");
-        }
-        let wide = render(&view(), UNLIMITED);
-        assert!(
-            wide.contains("NOT COLLECTED: timeout no answer within 5s"),
-            "{wide}"
-        );
-        assert!(
-            wide.contains("etl_loader_with_long_name 600 / - 600, psql 3"),
-            "{wide}"
-        );
-        // 80 columns: the figures on one line, who holds them on the next.
-        let narrow = render(&view(), 80);
-        assert!(
-            narrow.contains("\n        etl_loader_with_long_name 600"),
-            "{narrow}"
-        );
-    }
 }

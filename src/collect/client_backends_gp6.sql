@@ -7,7 +7,7 @@
 WITH a AS (
     SELECT pid, sess_id, state, usename::text AS usename, datname::text AS datname,
            application_name, host(client_addr) AS client_addr, backend_start,
-           state_change, query_start
+           state_change, query_start, query
     FROM pg_stat_activity
 ),
 slot_walsenders AS (

@@ -27,7 +27,7 @@ pub mod settings;
 mod statement;
 pub mod topology;
 
-pub use statement::{run, statement};
+pub use statement::{run, statement, Params};
 
 use crate::config::{ClusterConfig, CollectorName};
 use crate::metrics::Writer;
@@ -150,6 +150,7 @@ pub fn instance_view(
         prepared: of(CollectorName::Prepared).map(|r| prepared::figures(&r)),
         locks: of(CollectorName::Locks).map(|r| locks::figures(&r)),
         backends: Vec::new(),
+        headroom_history: Vec::new(),
     }
 }
 

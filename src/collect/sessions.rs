@@ -12,6 +12,7 @@ use crate::config::{CollectorName, TopN};
 use crate::metrics::{Desc, Writer};
 use crate::model::attribution::{Attribution, Holder, Overcommit, SessionHolder};
 use crate::model::family::Family;
+use crate::model::incident::IncidentSession;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct Sessions;
@@ -243,6 +244,8 @@ struct Session<'r> {
     application_name: &'r str,
     client_addr: &'r str,
     state: &'r str,
+    /// Empty unless query text is read (`incidents.query_text`).
+    query: &'r str,
     age: f64,
 }
 
@@ -254,6 +257,7 @@ fn coordinator_sessions<'r>(rows: &[&'r Row]) -> HashMap<&'r str, Session<'r>> {
                 application_name: r.label(2),
                 client_addr: r.label(3),
                 state: r.label(4),
+                query: r.label(5),
                 age: r.value,
             };
             (r.label(0), session)
@@ -325,6 +329,62 @@ impl<'r> Held<'r> {
             .collect();
         (kept, total(rest.iter().map(|(_, v)| *v)))
     }
+}
+
+/// The coordinator sessions holding most backends on the instance of
+/// `content` (on the coordinator: most segment backends), at most `n`, with
+/// their backends there and on every instance collected this round. Empty
+/// when the coordinator was not read.
+pub fn holders_on(
+    instances: &[InstanceRows],
+    content: i16,
+    n: usize,
+    with_query: bool,
+) -> Vec<IncidentSession> {
+    let Some(coordinator) = instances.iter().find(|i| i.content < 0) else {
+        return Vec::new();
+    };
+    let sessions = coordinator_sessions(&coordinator.rows);
+    let mut total: HashMap<&str, f64> = HashMap::new();
+    let mut here: HashMap<&str, f64> = HashMap::new();
+    for inst in instances {
+        for r in items(&inst.rows, "by_session") {
+            if inst.content >= 0 {
+                *total.entry(r.label(0)).or_default() += r.value;
+            }
+            if inst.content == content {
+                *here.entry(r.label(0)).or_default() += r.value;
+            }
+        }
+    }
+    let key = |id: &str| {
+        if content < 0 {
+            total.get(id)
+        } else {
+            here.get(id)
+        }
+    };
+    let held = sessions
+        .keys()
+        .filter_map(|id| Some((*id, *key(id)?)))
+        .filter(|(_, backends)| *backends > 0.0);
+    let (kept, _) = top_n(held, n);
+    kept.into_iter()
+        .map(|(id, _)| {
+            let s = &sessions[id];
+            IncidentSession {
+                sess_id: id.to_owned(),
+                usename: s.usename.to_owned(),
+                application_name: s.application_name.to_owned(),
+                client_addr: s.client_addr.to_owned(),
+                state: s.state.to_owned(),
+                age_seconds: s.age,
+                backends_here: here.get(id).copied().unwrap_or(0.0),
+                backends_total: total.get(id).copied().unwrap_or(0.0),
+                query: with_query.then(|| s.query.to_owned()),
+            }
+        })
+        .collect()
 }
 
 /// Sum over segments and the most on one segment, for the `n` names holding

@@ -20,9 +20,11 @@ FROM (
 GROUP BY kind
 UNION ALL
 -- On the coordinator only: who each distributed session is. Value: its age.
+-- $2: characters of query text to read (for incident records); 0 reads none.
 SELECT 'sessions', 'coordinator_session',
        ARRAY[sess_id::text, coalesce(usename, ''), coalesce(application_name, ''),
-             coalesce(client_addr, ''), coalesce(state, '')],
+             coalesce(client_addr, ''), coalesce(state, ''),
+             CASE WHEN $2 > 0 THEN coalesce(left(query, $2), '') ELSE '' END],
        extract(epoch FROM clock_timestamp() - backend_start)::float8
 FROM a
 WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'

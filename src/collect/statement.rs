@@ -14,7 +14,9 @@ use tokio_postgres::types::{FromSql, Type};
 const LIVENESS_ONLY: &str = "SELECT NULL::text, NULL::text, NULL::text[], $1::float8 WHERE false";
 
 /// The single statement run on every instance of a family each round. It takes
-/// one parameter, `$1 float8`: the stale prepared-transaction age in seconds.
+/// two parameters: `$1 float8`, the stale prepared-transaction age in seconds,
+/// and `$2 int4`, the characters of coordinator sessions' query text to read
+/// (0: none).
 pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
     let parts: Vec<String> = COLLECTORS
         .iter()
@@ -27,16 +29,23 @@ pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
     parts.join("\nUNION ALL\n")
 }
 
+/// The values of the statement's parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub stale_after_seconds: f64,
+    pub query_text_chars: u32,
+}
+
 /// Runs the round's single statement on one instance.
-pub async fn run(
-    pool: &Pool,
-    sql: &str,
-    stale_after_seconds: f64,
-) -> Result<Vec<Row>, ScrapeError> {
+pub async fn run(pool: &Pool, sql: &str, params: Params) -> Result<Vec<Row>, ScrapeError> {
     let client = Checkout::get(pool).await?;
     let result = async {
-        let statement = client.prepare_typed_cached(sql, &[Type::FLOAT8]).await?;
-        let rows = client.query(&statement, &[&stale_after_seconds]).await?;
+        let types = [Type::FLOAT8, Type::INT4];
+        let statement = client.prepare_typed_cached(sql, &types).await?;
+        let query_text_chars = i32::try_from(params.query_text_chars).unwrap_or(i32::MAX);
+        let values: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&params.stale_after_seconds, &query_text_chars];
+        let rows = client.query(&statement, &values).await?;
         rows.iter().map(decode_row).collect()
     }
     .await;

@@ -1,6 +1,7 @@
 //! What the configuration file (and the environment) may say, before
 //! defaults and validation: every key optional, unknown keys refused.
 
+use super::incidents::IncidentKeys;
 use super::{CollectorName, FamilyChoice, TopN};
 use crate::tls::database::SslMode;
 use serde::Deserialize;
@@ -43,6 +44,8 @@ pub(super) struct ClusterKeys {
     pub(super) sslrootcert: Option<PathBuf>,
     pub(super) sslcert: Option<PathBuf>,
     pub(super) sslkey: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) peak_window: Option<Duration>,
 }
 
 impl ClusterKeys {
@@ -74,6 +77,7 @@ impl ClusterKeys {
             sslrootcert: self.sslrootcert.or(f.sslrootcert),
             sslcert: self.sslcert.or(f.sslcert),
             sslkey: self.sslkey.or(f.sslkey),
+            peak_window: self.peak_window.or(f.peak_window),
         }
     }
 }
@@ -90,6 +94,8 @@ pub(super) struct WebKeys {
 pub(super) struct FileKeys {
     #[serde(default)]
     pub(super) web: WebKeys,
+    #[serde(default)]
+    pub(super) incidents: IncidentKeys,
     #[serde(default)]
     pub(super) defaults: ClusterKeys,
     #[serde(default)]

@@ -11,6 +11,7 @@
 pub mod conninfo;
 mod dsn;
 mod file;
+mod incidents;
 mod keys;
 pub mod permissions;
 mod secrets;
@@ -25,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use incidents::IncidentSettings;
 pub use top_n::TopN;
 
 /// Prefix of environment overrides: `GPSE_WEB__LISTEN_ADDRESS`, `GPSE_DEFAULTS__SCRAPE_INTERVAL`.
@@ -73,6 +75,7 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub web: Web,
+    pub incidents: IncidentSettings,
     pub clusters: Vec<ClusterConfig>,
 }
 
@@ -151,6 +154,11 @@ pub struct ClusterConfig {
     pub connect_timeout: Duration,
     /// `sslmode` and its files, read and checked.
     pub tls: DbTls,
+    /// Peaks (`greenplum_connections_used_peak`, `..._headroom_ordinary_min`)
+    /// over this window; `None`: since the previous scrape of `/metrics`.
+    pub peak_window: Option<Duration>,
+    /// The `[incidents]` section, for detecting and recording episodes.
+    pub incidents: IncidentSettings,
 }
 
 impl ClusterConfig {

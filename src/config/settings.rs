@@ -1,6 +1,7 @@
 //! From raw keys to [`Settings`]: `[defaults]` under each cluster,
 //! command-line overrides, defaults, and timeouts derived from the interval.
 
+use super::incidents;
 use super::keys::{ClusterKeys, FileKeys, WebKeys};
 use super::secrets::{pgpass, read_password_file};
 use super::validate::validate;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigError> {
     let web = build_web(file.web, o)?;
+    let incidents = incidents::build(file.incidents)?;
     if file.clusters.is_empty() {
         return Err(invalid("clusters", "at least one cluster is required"));
     }
@@ -25,7 +27,9 @@ pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigErr
         if let Some(interval) = o.collect_interval {
             keys.scrape_interval = Some(interval);
         }
-        clusters.push(build_cluster(&format!("clusters[{i}]"), keys, from_dsn)?);
+        let mut cluster = build_cluster(&format!("clusters[{i}]"), keys, from_dsn)?;
+        cluster.incidents = incidents.clone();
+        clusters.push(cluster);
     }
     for (i, c) in clusters.iter().enumerate() {
         if clusters[..i].iter().any(|other| other.name == c.name) {
@@ -35,7 +39,11 @@ pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigErr
             ));
         }
     }
-    Ok(Settings { web, clusters })
+    Ok(Settings {
+        web,
+        incidents,
+        clusters,
+    })
 }
 
 fn build_web(keys: WebKeys, o: &Overrides) -> Result<Web, ConfigError> {
@@ -150,6 +158,8 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         lock_timeout,
         connect_timeout: k.connect_timeout.unwrap_or(instance_timeout),
         tls,
+        peak_window: k.peak_window,
+        incidents: Default::default(),
     };
     validate(at, &cfg)?;
     Ok(cfg)

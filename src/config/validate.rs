@@ -60,6 +60,14 @@ pub(super) fn validate(at: &str, c: &ClusterConfig) -> Result<(), ConfigError> {
     if c.collectors.is_empty() {
         return Err(invalid(key("collectors"), "enable at least one collector"));
     }
+    if let Some(w) = c.peak_window {
+        if w < c.scrape_interval {
+            return Err(invalid(
+                key("peak_window"),
+                "must be at least scrape_interval (or unset: since the previous scrape)",
+            ));
+        }
+    }
     c.top_n.check(|name| key(&format!("top_n.{name}")))?;
     Ok(())
 }

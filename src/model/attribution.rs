@@ -2,7 +2,7 @@
 //! rows across the instances (see `collect::sessions`).
 
 /// The join of one round, as `/metrics`, the status page and `top` show it.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Attribution {
     /// Backends by kind of each instance joined (by `collect::sessions`),
     /// in its order (each instance's view carries its own).
@@ -24,7 +24,7 @@ pub struct Attribution {
 }
 
 /// Segment backends held by a role's or an application's sessions.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub name: String,
     /// Summed over segments.
@@ -34,7 +34,7 @@ pub struct Holder {
 }
 
 /// A coordinator session and the segment backends it holds.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionHolder {
     pub sess_id: String,
     pub usename: String,
@@ -47,7 +47,7 @@ pub struct SessionHolder {
 }
 
 /// Coordinator slots against the sessions the segments can hold.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Overcommit {
     pub segment_session_capacity: f64,
     pub coordinator_session_slots: f64,

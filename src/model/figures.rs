@@ -3,7 +3,7 @@
 
 /// One instance's connection slots, as `/metrics`, the status page and
 /// `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Slots {
     /// `max_connections` slots in use: client backends, the exporter's own
     /// included, and walsenders where they take such a slot.
@@ -26,7 +26,7 @@ pub struct Slots {
 
 /// One instance's prepared transactions, as `/metrics`, the status page and
 /// `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PreparedFigures {
     pub count: f64,
     /// `max_prepared_transactions`.
@@ -39,7 +39,7 @@ pub struct PreparedFigures {
 }
 
 /// One instance's lock waits, as `/metrics`, the status page and `top` show them.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LockFigures {
     /// Backends waiting for a lock.
     pub waiting: f64,

@@ -9,4 +9,5 @@ pub mod catalog;
 pub mod error;
 pub mod family;
 pub mod figures;
+pub mod incident;
 pub mod view;

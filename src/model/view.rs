@@ -6,7 +6,12 @@ use crate::model::attribution::Attribution;
 use crate::model::catalog::SegmentRow;
 use crate::model::error::ScrapeError;
 use crate::model::figures::{LockFigures, PreparedFigures, Slots};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// A name the exporter mostly writes from its own constants, but that is
+/// read back from a running exporter's API too (`top --from`).
+pub type Name = Cow<'static, str>;
 
 /// The JSON document of `/api/v1/instances` and `top --json`.
 #[derive(Serialize)]
@@ -14,10 +19,16 @@ pub struct Document<'a> {
     pub clusters: Vec<&'a ClusterView>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// [`Document`] as `top --from` reads it back.
+#[derive(Deserialize)]
+pub struct OwnedDocument {
+    pub clusters: Vec<ClusterView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterView {
     pub cluster: String,
-    pub family: Option<&'static str>,
+    pub family: Option<Name>,
     pub version: Option<String>,
     /// Unix time the round these figures come from ended.
     pub round_finished_at: Option<f64>,
@@ -29,7 +40,7 @@ pub struct ClusterView {
     pub attribution: Option<Attribution>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InstanceView {
     pub catalog: CatalogView,
     /// `None` before the first attempt.
@@ -43,11 +54,14 @@ pub struct InstanceView {
     /// Applications holding most slots here.
     pub top_applications: Vec<(String, f64)>,
     /// Backends by kind (collector `sessions`).
-    pub backends: Vec<(&'static str, f64)>,
+    pub backends: Vec<(Name, f64)>,
+    /// Ordinary headroom of the last rounds, oldest first: `[unix time, slots
+    /// left]`, rounds in which the instance was not collected left out.
+    pub headroom_history: Vec<[f64; 2]>,
 }
 
 /// An instance as `gp_segment_configuration` lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CatalogView {
     pub content: i16,
     pub dbid: i16,
@@ -60,9 +74,9 @@ pub struct CatalogView {
     pub port: u16,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorView {
-    pub kind: &'static str,
+    pub kind: Name,
     pub sqlstate: Option<String>,
     pub message: String,
 }
@@ -86,7 +100,7 @@ impl CatalogView {
 impl ErrorView {
     pub fn of(e: &ScrapeError) -> ErrorView {
         ErrorView {
-            kind: e.kind.label(),
+            kind: Name::Borrowed(e.kind.label()),
             sqlstate: e.sqlstate.clone(),
             message: e.message.clone(),
         }

@@ -19,16 +19,19 @@
 
 pub mod backoff;
 mod coordinator;
+mod digest;
 pub mod job;
+pub mod peaks;
 mod render;
 pub mod service;
 pub mod snapshot;
 pub mod target;
 
 use crate::collect::{self, sessions};
-use crate::config::{ClusterConfig, CollectorName};
+use crate::config::ClusterConfig;
 use crate::db::pool::Pool;
 use crate::db::pool::{self, Endpoint};
+use crate::incident::{self, store::Store};
 use crate::metrics::render_labels;
 use crate::model::catalog::{SegmentRow, COORDINATOR_DBID};
 use crate::model::error::{ErrorKind, ScrapeError};
@@ -77,10 +80,17 @@ pub struct Runner {
     stats: Stats,
     /// Coordinator sessions seen dispatching (collector `sessions`).
     dispatchers: sessions::Dispatchers,
+    /// The last round's views and attribution.
+    digest: digest::Digest,
+    /// What earlier rounds showed of each content.
+    memory: digest::Memories,
+    incidents: incident::Detector,
+    store: Arc<Store>,
 }
 
 impl Runner {
-    pub fn new(cfg: ClusterConfig) -> Runner {
+    /// A runner recording its incidents in `store`.
+    pub fn new(cfg: ClusterConfig, store: Arc<Store>) -> Runner {
         let mut runner = Runner {
             cluster_labels: render_labels(&[("cluster", &cfg.name)]),
             coordinator: None,
@@ -94,6 +104,10 @@ impl Runner {
             },
             stats: Stats::default(),
             dispatchers: sessions::Dispatchers::default(),
+            digest: digest::Digest::default(),
+            memory: digest::Memories::default(),
+            incidents: incident::Detector::default(),
+            store,
             cfg: Arc::new(cfg),
         };
         runner.sync_targets();
@@ -135,8 +149,14 @@ impl Runner {
                 _ = self.round() => {}
                 _ = shutdown.changed() => break,
             }
-            let (samples, view) = self.render();
-            snapshot.publish(&self.cfg.name, samples, view);
+            let (samples, view, observations) = self.render();
+            snapshot.publish(
+                &self.cfg.name,
+                samples,
+                view,
+                observations,
+                self.cfg.peak_window,
+            );
         }
         self.close();
     }
@@ -198,19 +218,13 @@ impl Runner {
             self.finish_refresh(started + deadline).await;
         }
         self.collect_all().await;
-        if self.cfg.collector_enabled(CollectorName::Sessions) {
-            let targets: Vec<&Target> = self.targets.values().collect();
-            let rows: Vec<_> = render::collected(&targets)
-                .into_iter()
-                .map(|(_, r)| r)
-                .collect();
-            let instances = collect::instance_rows(CollectorName::Sessions, &rows);
-            self.dispatchers.update(&instances);
-        }
         self.finish_refresh(started + deadline).await;
         self.stats.rounds += 1;
         self.stats.last_round = started.elapsed();
-        self.stats.last_round_end = Some(SystemTime::now());
+        let end = SystemTime::now();
+        self.stats.last_round_end = Some(end);
+        // Last: it follows the targets as the refresh may have changed them.
+        self.digest(target::unix_seconds(end));
         debug!(cluster = %self.cfg.name, seconds = self.stats.last_round.as_secs_f64(), "round done");
     }
 
@@ -407,7 +421,10 @@ impl Runner {
         };
         let plan = Plan {
             statement,
-            stale_after_seconds: self.cfg.prepared_age_threshold.as_secs_f64(),
+            params: collect::Params {
+                stale_after_seconds: self.cfg.prepared_age_threshold.as_secs_f64(),
+                query_text_chars: self.cfg.incidents.query_text_chars,
+            },
             slots: self.slots.clone(),
             deadline: self.cfg.instance_timeout,
             interval: self.cfg.scrape_interval,

@@ -2,14 +2,13 @@
 //! target's samples and view, the attribution join, the catalog series and
 //! the cluster's own series (rounds, interval, family).
 
+use super::peaks::Observation;
 use super::target::{unix_seconds, Target};
 use super::Runner;
 use crate::collect::{self, sessions};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
-use crate::model::attribution::Attribution;
-use crate::model::family::Family;
-use crate::model::view::{CatalogView, ClusterView, InstanceView};
+use crate::model::view::{CatalogView, ClusterView, Name};
 
 static CLUSTER_INFO: Desc = Desc::gauge(
     "greenplum_cluster_info",
@@ -52,18 +51,26 @@ static TOPOLOGY_REFRESHES: Desc = Desc::counter(
 );
 
 impl Runner {
-    /// This cluster's samples after the last round, and the same figures as
-    /// a view for the status page and `top`.
-    pub fn render(&self) -> (Writer, ClusterView) {
+    /// This cluster's samples after the last round, the same figures as a
+    /// view for the status page and `top`, and what the peaks follow.
+    pub fn render(&self) -> (Writer, ClusterView, Vec<Observation>) {
         let mut w = Writer::default();
         let mut targets: Vec<&Target> = self.targets.values().collect();
         targets.sort_by_key(|t| (t.row.content, t.row.dbid));
-        let mut instances: Vec<InstanceView> = Vec::with_capacity(targets.len());
         for t in &targets {
             t.render(&self.cfg, &mut w);
-            instances.push(t.view(&self.cfg.collectors));
         }
-        let attribution = self.render_attribution(&targets, &mut instances, &mut w);
+        self.write_memory(&targets, &mut w);
+        if let Some(attribution) = &self.digest.attribution {
+            let collected = collected(&targets);
+            let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
+            let instances = collect::instance_rows(CollectorName::Sessions, &rows);
+            let ctx = collect::ClusterCtx {
+                labels: &self.cluster_labels,
+                cluster: &self.cfg,
+            };
+            sessions::write(attribution, &instances, &ctx, &mut w);
+        }
         if self.cfg.collector_enabled(CollectorName::Topology) {
             collect::topology::write(
                 &self.catalog,
@@ -73,6 +80,21 @@ impl Runner {
             );
         }
         self.render_cluster(&mut w);
+        let observations = self
+            .digest
+            .instances
+            .iter()
+            .filter(|v| v.up == Some(true))
+            .filter_map(|v| {
+                let slots = v.connections.as_ref()?;
+                let t = self.targets.get(&v.catalog.dbid)?;
+                Some(Observation {
+                    labels: t.labels.clone(),
+                    used: slots.used,
+                    headroom: slots.headroom_ordinary,
+                })
+            })
+            .collect();
         let view = ClusterView {
             cluster: self.cfg.name.clone(),
             // The detected family, else the configured one (coordinator not reached yet).
@@ -81,45 +103,19 @@ impl Runner {
                 .as_ref()
                 .map(|c| c.family)
                 .or(self.cfg.family.fixed())
-                .map(Family::name),
+                .map(|f| Name::Borrowed(f.name())),
             version: self.coordinator.as_ref().map(|c| c.version.clone()),
             round_finished_at: self.stats.last_round_end.map(unix_seconds),
-            instances,
+            instances: self.digest.instances.clone(),
             not_collected: self
                 .catalog
                 .iter()
                 .filter(|r| !r.is_scrape_target())
                 .map(CatalogView::of)
                 .collect(),
-            attribution,
+            attribution: self.digest.attribution.clone(),
         };
-        (w, view)
-    }
-
-    /// Segment backends attributed to coordinator sessions (collector
-    /// `sessions`): samples, and each instance's backends by kind in its view.
-    fn render_attribution(
-        &self,
-        targets: &[&Target],
-        views: &mut [InstanceView],
-        w: &mut Writer,
-    ) -> Option<Attribution> {
-        if !self.cfg.collector_enabled(CollectorName::Sessions) {
-            return None;
-        }
-        let collected = collected(targets);
-        let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
-        let instances = collect::instance_rows(CollectorName::Sessions, &rows);
-        let attribution = sessions::attribute(&instances, self.cfg.top_n, &self.dispatchers);
-        let ctx = collect::ClusterCtx {
-            labels: &self.cluster_labels,
-            cluster: &self.cfg,
-        };
-        sessions::write(&attribution, &instances, &ctx, w);
-        for ((i, _), kinds) in collected.iter().zip(&attribution.kinds) {
-            views[*i].backends = kinds.clone();
-        }
-        Some(attribution)
+        (w, view, observations)
     }
 
     fn render_cluster(&self, w: &mut Writer) {

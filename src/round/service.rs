@@ -40,7 +40,7 @@ impl Service {
     fn spawn(&mut self, cfg: ClusterConfig) {
         let name = cfg.name.clone();
         let (config, config_rx) = watch::channel(cfg.clone());
-        let runner = Runner::new(cfg);
+        let runner = Runner::new(cfg, self.snapshot.incidents());
         info!(cluster = %name, "starting collection");
         let task =
             tokio::spawn(runner.run(self.snapshot.clone(), config_rx, self.shutdown.subscribe()));
@@ -81,8 +81,12 @@ impl Service {
         }
         self.snapshot
             .expect_clusters(new.clusters.iter().map(|c| c.name.clone()));
+        if new.incidents.file != self.settings.incidents.file {
+            warn!("incidents.file changed; it takes effect after a restart");
+        }
         self.settings = Settings {
             web: self.settings.web.clone(),
+            incidents: new.incidents,
             clusters: new.clusters,
         };
     }

@@ -2,14 +2,17 @@
 //! round: `/metrics`, its gzipped form and the JSON of `/api/v1/instances` are
 //! served from here, so scrapes cost the databases nothing.
 
+use super::peaks::{Observation, Peaks};
+use crate::incident::store::Store;
 use crate::metrics::{render_labels, Desc, Writer};
+use crate::model::incident::IncidentDocument;
 use crate::model::view::{ClusterView, Document};
 use axum::body::Bytes;
 use prometheus::{Encoder, TextEncoder};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 static BUILD_INFO: Desc = Desc::gauge(
     "greenplum_exporter_build_info",
@@ -39,11 +42,18 @@ pub struct Snapshot {
     /// request after a round (nobody may look at it), with the round it is of.
     json: Mutex<(u64, Bytes)>,
     ready: AtomicBool,
+    /// The incidents of every cluster.
+    incidents: Arc<Store>,
+    /// `/api/v1/incidents`, encoded when asked after a change, with the
+    /// store's generation it is of.
+    incidents_json: Mutex<(u64, Bytes)>,
 }
 
 struct State {
     /// Configured clusters; `None` until a cluster's first round.
     clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
+    /// Each cluster's peaks between scrapes.
+    peaks: BTreeMap<String, Peaks>,
     /// Counts changes of `clusters`, so the JSON knows when it is stale.
     generation: u64,
     reload_ok: bool,
@@ -51,10 +61,11 @@ struct State {
 }
 
 impl Snapshot {
-    pub fn new(clusters: impl IntoIterator<Item = String>) -> Snapshot {
+    pub fn new(clusters: impl IntoIterator<Item = String>, incidents: Arc<Store>) -> Snapshot {
         let snapshot = Snapshot {
             state: Mutex::new(State {
                 clusters: clusters.into_iter().map(|c| (c, None)).collect(),
+                peaks: BTreeMap::new(),
                 generation: 1,
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
@@ -64,6 +75,8 @@ impl Snapshot {
             process: process_registry(),
             json: Mutex::new((0, Bytes::new())),
             ready: AtomicBool::new(false),
+            incidents,
+            incidents_json: Mutex::new((0, Bytes::new())),
         };
         snapshot.encode(&snapshot.lock());
         snapshot
@@ -73,14 +86,27 @@ impl Snapshot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replaces one cluster's samples and re-encodes the body. Ignored for a
-    /// cluster no longer configured (its last round ended after a reload).
-    pub fn publish(&self, cluster: &str, samples: Writer, view: ClusterView) {
+    /// Replaces one cluster's samples and re-encodes the body, and follows
+    /// its peaks (over `peak_window`, or since the previous scrape). Ignored
+    /// for a cluster no longer configured (its last round ended after a reload).
+    pub fn publish(
+        &self,
+        cluster: &str,
+        samples: Writer,
+        view: ClusterView,
+        observations: Vec<Observation>,
+        peak_window: Option<Duration>,
+    ) {
         let mut state = self.lock();
         let Some(slot) = state.clusters.get_mut(cluster) else {
             return;
         };
         *slot = Some((samples, view));
+        state
+            .peaks
+            .entry(cluster.to_owned())
+            .or_insert_with(|| Peaks::new(peak_window))
+            .observe(Instant::now(), observations, peak_window);
         state.generation += 1;
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
@@ -100,6 +126,9 @@ impl Snapshot {
                 (n, samples)
             })
             .collect();
+        let mut peaks = std::mem::take(&mut state.peaks);
+        peaks.retain(|name, _| state.clusters.contains_key(name));
+        state.peaks = peaks;
         state.generation += 1;
         self.encode(&state);
     }
@@ -132,6 +161,57 @@ impl Snapshot {
         let _ = TextEncoder::new().encode(&self.process.gather(), &mut text);
         let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
         *body = (body.0 + 1, Bytes::from(text));
+    }
+
+    /// What a scrape of `/metrics` gets: the latest rounds' exposition
+    /// (encoded once per round, gzipped once per round for who asks), then
+    /// the peaks, written now since they depend on when the previous scrape
+    /// was. A gzip stream may hold several members, so the peaks are a
+    /// second, small gzip member after the cached one.
+    pub fn scrape(&self, gzip_wanted: bool) -> Bytes {
+        let mut peaks = Writer::default();
+        for p in self.lock().peaks.values_mut() {
+            p.scrape(&mut peaks);
+        }
+        let body = if gzip_wanted {
+            self.body_gzip()
+        } else {
+            self.body()
+        };
+        let tail = peaks.encode();
+        if tail.is_empty() {
+            return body;
+        }
+        let mut out = Vec::with_capacity(body.len() + tail.len());
+        out.extend_from_slice(&body);
+        match gzip_wanted {
+            true => out.extend_from_slice(&gzip(tail.as_bytes())),
+            false => out.extend_from_slice(tail.as_bytes()),
+        }
+        Bytes::from(out)
+    }
+
+    /// The recorded incidents as JSON (`{"incidents": [...]}`, newest first).
+    pub fn incidents_json(&self) -> Bytes {
+        let generation = self.incidents.generation();
+        let mut cached = self
+            .incidents_json
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cached.0 != generation {
+            let document = IncidentDocument {
+                incidents: self.incidents.list(),
+            };
+            // Serialising plain data into a Vec cannot fail.
+            let json = serde_json::to_vec(&document).unwrap_or_default();
+            *cached = (generation, Bytes::from(json));
+        }
+        cached.1.clone()
+    }
+
+    /// Where the runners record incidents.
+    pub fn incidents(&self) -> Arc<Store> {
+        self.incidents.clone()
     }
 
     /// The encoded exposition of the latest rounds (cheap to clone).
@@ -204,7 +284,7 @@ mod tests {
     #[test]
     fn gzip_body_is_the_body_compressed_once_per_change() {
         use std::io::Read;
-        let snapshot = Snapshot::new(["c".to_owned()]);
+        let snapshot = Snapshot::new(["c".to_owned()], Arc::new(Store::in_memory(1)));
         let gz = snapshot.body_gzip();
         let mut plain = String::new();
         flate2::read::GzDecoder::new(&gz[..])

@@ -68,7 +68,7 @@ pub(crate) type Outcome = Result<(Result<Vec<Row>, ScrapeError>, Duration), Job<
 /// What a round needs to start a collection.
 pub(crate) struct Plan {
     pub statement: Arc<str>,
-    pub stale_after_seconds: f64,
+    pub params: collect::Params,
     pub slots: Arc<Semaphore>,
     pub deadline: Duration,
     pub interval: Duration,
@@ -107,11 +107,11 @@ impl Target {
             return None;
         }
         let pool = self.pool.clone()?;
-        let (sql, stale) = (plan.statement.clone(), plan.stale_after_seconds);
+        let (sql, params) = (plan.statement.clone(), plan.params);
         Some(Job::spawn_bounded(
             plan.slots.clone(),
             plan.deadline,
-            async move { collect::run(&pool, &sql, stale).await },
+            async move { collect::run(&pool, &sql, params).await },
         ))
     }
 

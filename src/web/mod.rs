@@ -50,6 +50,7 @@ pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig)
         .route("/-/ready", get(ready))
         .route("/", get(status_page))
         .route("/api/v1/instances", get(instances))
+        .route("/api/v1/incidents", get(incidents))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not found\n") })
         .layer(middleware::from_fn_with_state(web, guard))
         .layer(TimeoutLayer::with_status_code(
@@ -101,18 +102,18 @@ async fn guard(State(web): State<LiveWebConfig>, request: Request, next: Next) -
     response
 }
 
-/// The last rounds' exposition as encoded then: no work per request beyond
-/// gzip, which is done once per round for all who ask.
+/// The last rounds' exposition as encoded then, gzipped once per round for
+/// all who ask, and the peaks since the previous scrape (see `Snapshot::scrape`).
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let vary = (header::VARY, "Accept-Encoding");
     if accepts_gzip(&headers) {
         let encoding = (header::CONTENT_ENCODING, "gzip");
         let headers = [(header::CONTENT_TYPE, TEXT_FORMAT), encoding, vary];
-        (headers, s.snapshot.body_gzip()).into_response()
+        (headers, s.snapshot.scrape(true)).into_response()
     } else {
         (
             [(header::CONTENT_TYPE, TEXT_FORMAT), vary],
-            s.snapshot.body(),
+            s.snapshot.scrape(false),
         )
             .into_response()
     }
@@ -166,6 +167,15 @@ async fn instances(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The recorded incidents as JSON, newest first.
+async fn incidents(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.snapshot.incidents_json(),
+    )
+        .into_response()
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -203,7 +213,8 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_are_served_gzipped_to_who_asks_and_plain_otherwise() {
-        let snapshot = Arc::new(Snapshot::new(["c".to_owned()]));
+        let store = Arc::new(crate::incident::store::Store::in_memory(1));
+        let snapshot = Arc::new(Snapshot::new(["c".to_owned()], store));
         let app = router(
             snapshot.clone(),
             "/metrics",

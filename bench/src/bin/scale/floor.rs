@@ -37,11 +37,15 @@ pub struct CollectorCost {
     pub rows: usize,
 }
 
+/// Parameter types of the exporter's statement.
+const EXPORTER_TYPES: [Type; 2] = [Type::FLOAT8, Type::INT4];
+
 pub struct Kind {
     pub name: String,
     pub sql: String,
-    /// The exporter's statement takes `$1 float8` (stale prepared-transaction age).
-    pub float_param: bool,
+    /// The exporter's statement takes `$1 float8` (stale prepared-transaction
+    /// age) and `$2 int4` (query text characters, 0 as the exporter's default).
+    pub exporter_params: bool,
     /// Measured rounds (after two unmeasured ones).
     pub rounds: usize,
 }
@@ -78,8 +82,8 @@ pub async fn measure(
     let mut out = Vec::new();
     for kind in kinds {
         check_stop()?;
-        let types: &[Type] = if kind.float_param {
-            &[Type::FLOAT8]
+        let types: &[Type] = if kind.exporter_params {
+            &EXPORTER_TYPES
         } else {
             &[]
         };
@@ -87,7 +91,7 @@ pub async fn measure(
         for c in &clients {
             statements.push(c.prepare_typed(&kind.sql, types).await?);
         }
-        let param = kind.float_param.then_some(300.0);
+        let param = kind.exporter_params.then_some(300.0);
         for _ in 0..if rounds_warm(kind) { 2 } else { 1 } {
             one_round(&clients, &statements, param, &sem).await?;
             sleep(pause).await?;
@@ -118,12 +122,12 @@ pub async fn measure(
     if let Some(c) = clients.get(1) {
         for (name, sql) in parts {
             check_stop()?;
-            let st = c.prepare_typed(sql, &[Type::FLOAT8]).await?;
-            let rows = c.query(&st, &[&300.0f64]).await?.len();
+            let st = c.prepare_typed(sql, &EXPORTER_TYPES).await?;
+            let rows = c.query(&st, &[&300.0f64, &0i32]).await?.len();
             let mut times = Vec::new();
             for _ in 0..10 {
                 let t = Instant::now();
-                c.query(&st, &[&300.0f64]).await?;
+                c.query(&st, &[&300.0f64, &0i32]).await?;
                 times.push(t.elapsed());
             }
             costs.push(CollectorCost {
@@ -157,7 +161,7 @@ async fn one_round(
         set.spawn(async move {
             let _slot = sem.acquire_owned().await.expect("semaphore never closed");
             match param {
-                Some(p) => c.query(&s, &[&p]).await,
+                Some(p) => c.query(&s, &[&p, &0i32]).await,
                 None => c.query(&s, &[]).await,
             }
             .map(|rows| rows.len())

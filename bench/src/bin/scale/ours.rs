@@ -138,13 +138,13 @@ pub async fn run(lab: &Lab, args: &Args, n: usize) -> Result<Run> {
         Kind {
             name: "select1".into(),
             sql: "SELECT 1".into(),
-            float_param: false,
+            exporter_params: false,
             rounds: args.rounds,
         },
         Kind {
             name: "exporter_statement".into(),
             sql: sql.clone(),
-            float_param: true,
+            exporter_params: true,
             rounds: args.statement_floor_rounds,
         },
     ];
