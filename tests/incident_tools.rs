@@ -144,6 +144,91 @@ async fn top_shows_the_full_segment_first_and_fails_below_a_threshold() -> Resul
     Ok(())
 }
 
+/// Client backends on every instance, the counting session left out.
+async fn backends(cluster: &Cluster) -> Result<Vec<i64>> {
+    let mut counts = Vec::new();
+    for inst in cluster.instances() {
+        counts.push(
+            cluster
+                .query_i64(
+                    inst.content,
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+                )
+                .await?,
+        );
+    }
+    Ok(counts)
+}
+
+/// During an incident `top --from` reads the running exporter's API: the
+/// same table as `top`, and not one connection to any instance (it is given
+/// no configuration at all, so it could not even find the cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_from_a_running_exporter_takes_no_slot() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    exporter
+        .wait_for("all collected", |m| {
+            (-1..2).all(|c| m.seg("greenplum_connections_used", c, &[]) == Some(1.0))
+        })
+        .await?;
+    let url = format!("http://127.0.0.1:{}", exporter.port);
+    let before = backends(&cluster).await?;
+
+    // Watching for a while: the instances never see it.
+    let mut watching = Command::new(EXPORTER)
+        .args(["top", "--from", &url, "--watch", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(backends(&cluster).await?, before, "while top --from runs");
+    }
+    watching.kill()?;
+    watching.wait()?;
+
+    let out = Command::new(EXPORTER)
+        .args(["top", "--from", &url])
+        .output()?;
+    let from = String::from_utf8(out.stdout)?;
+    assert!(
+        out.status.success(),
+        "{from}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(backends(&cluster).await?, before, "after top --from");
+
+    // The same table as top's own round, whose own session adds one backend
+    // to every instance.
+    let dir = tempfile::tempdir()?;
+    let own = top(&write_config(dir.path(), &cluster)?, &[])?;
+    let own = String::from_utf8(own.stdout)?;
+    assert_eq!(own.lines().next(), from.lines().next(), "{own}\n{from}");
+    let (own_rows, from_rows) = (rows(&own), rows(&from));
+    assert_eq!(own_rows.len(), 3, "{own}");
+    assert_eq!(from_rows.len(), own_rows.len(), "{from}");
+    for (o, f) in own_rows.iter().zip(&from_rows) {
+        assert_eq!(o[..3], f[..3], "content, role, host:port\n{own}\n{from}");
+        let max = if o[0] == "-1" {
+            InstanceSettings::COORDINATOR.max_connections
+        } else {
+            SEG.max_connections
+        };
+        assert_eq!(f[3], format!("1/{max}"), "{from}");
+        assert_eq!(o[3], format!("2/{max}"), "{own}");
+    }
+
+    let out = Command::new(EXPORTER)
+        .args(["top", "--from", &url, "--incidents"])
+        .output()?;
+    assert_eq!(String::from_utf8(out.stdout)?, "no incidents recorded\n");
+    let out = Command::new(EXPORTER)
+        .args(["top", "--from", "http://127.0.0.1:1"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(4), "no exporter there");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_shows_the_full_segment_in_the_alert_colour() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
