@@ -13,7 +13,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("db", &["config", "model", "tls"]),
     ("incident", &["config", "model"]),
     ("collect", &["config", "db", "metrics", "model"]),
-    ("round", &["collect", "config", "db", "incident", "metrics", "model"]),
+    (
+        "round",
+        &["collect", "config", "db", "incident", "metrics", "model"],
+    ),
     ("web", &["config", "incident", "model", "round", "tls"]),
     ("cli", &["config", "incident", "model", "round", "tls"]),
 ];
