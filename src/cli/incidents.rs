@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn times_and_durations_read_like_the_log() {
         assert_eq!(timestamp(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(timestamp(1_796_179_200.0), "2026-12-02T00:00:00Z");
+        assert_eq!(timestamp(1_796_169_600.0), "2026-12-02T00:00:00Z");
         assert_eq!(timestamp(951_782_400.0), "2000-02-29T00:00:00Z");
         assert_eq!(duration(42.4), "42s");
         assert_eq!(duration(125.0), "2m05s");

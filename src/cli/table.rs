@@ -191,6 +191,12 @@ pub fn render(v: &ClusterView, width: usize) -> String {
             let _ = writeln!(out, "{}", cut(part.trim_end(), width));
         }
     }
+    if let Some(queued) = queued_for_resource_group(v).filter(|n| *n > 0.0) {
+        let line = format!(
+            "{queued} coordinator sessions queued for a resource group: each holds a coordinator slot, no segment gangs"
+        );
+        let _ = writeln!(out, "{}", cut(&line, width));
+    }
     if let Some(a) = &v.attribution {
         if !a.sessions.is_empty() {
             let _ = writeln!(
@@ -231,6 +237,16 @@ pub fn render(v: &ClusterView, width: usize) -> String {
     }
     out.push('\n');
     out
+}
+
+/// Coordinator backends waiting for a resource group slot, when collected.
+fn queued_for_resource_group(v: &ClusterView) -> Option<f64> {
+    let coordinator = v.instances.iter().find(|i| i.catalog.content < 0)?;
+    coordinator
+        .waiting
+        .iter()
+        .find(|(reason, _)| reason == "resource_group")
+        .map(|(_, n)| *n)
 }
 
 /// Sort key: instances not collected first, then by ordinary headroom.
@@ -316,6 +332,7 @@ mod tests {
             top_users: vec![("etl_loader_with_long_name".into(), 600.0)],
             top_applications: vec![("".into(), 600.0), ("psql".into(), 3.0)],
             backends: Vec::new(),
+            waiting: Vec::new(),
             headroom_history: Vec::new(),
         };
         let down = InstanceView {

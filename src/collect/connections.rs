@@ -23,6 +23,12 @@ static WALSENDERS: Desc = Desc::gauge(
     "greenplum_connections_walsenders",
     "Walsenders holding max_connections slots (GP6 only: PostgreSQL 12+ gives them their own).",
 );
+static WAITING: Desc = Desc::gauge(
+    "greenplum_backends_waiting",
+    "Client backends waiting, by reason: lock, resource_group, resource_queue, replication \
+     (always present, 0 when none) and, on GP7+, the other wait_event_types of active backends \
+     (lwlock, io, ipc, timeout, ...) when present.",
+);
 static MAX: Desc = Desc::gauge(
     "greenplum_connections_max",
     "The instance's max_connections.",
@@ -74,6 +80,9 @@ const STATES: [&str; 6] = [
     "disabled",
 ];
 
+/// Wait reasons both families report; always exported, zero when absent.
+const WAIT_REASONS: [&str; 4] = ["lock", "resource_group", "resource_queue", "replication"];
+
 /// On GP6+ segments one slot above the superuser reserve is kept for the FTS prober.
 const FTS_SLOTS_ON_SEGMENTS: f64 = 1.0;
 
@@ -99,6 +108,9 @@ impl Collector for Connections {
         // States a newer server may add, as it reports them.
         for r in items(rows, "state").filter(|r| !STATES.contains(&r.label(0))) {
             out.sample(&BY_STATE, l, &[("state", r.label(0))], r.value);
+        }
+        for (reason, n) in waiting(rows) {
+            out.sample(&WAITING, l, &[("reason", &reason)], n);
         }
         let s = slots(rows, ctx.content);
         out.sample(&USED, l, &[], s.used);
@@ -178,6 +190,23 @@ pub fn slots(rows: &[&Row], content: i16) -> Slots {
         oldest_idle_in_transaction_seconds: item(rows, "oldest_idle_in_transaction").unwrap_or(0.0),
         oldest_active_query_seconds: item(rows, "oldest_active").unwrap_or(0.0),
     }
+}
+
+/// Backends waiting by reason: the reasons both families report, then any
+/// other the server gave.
+pub fn waiting(rows: &[&Row]) -> Vec<(String, f64)> {
+    let of = |reason: &str| {
+        let n = items(rows, "waiting").filter(|r| r.label(0) == reason);
+        total(n.map(|r| r.value))
+    };
+    let mut all: Vec<(String, f64)> = WAIT_REASONS
+        .iter()
+        .map(|r| ((*r).to_owned(), of(r)))
+        .collect();
+    for r in items(rows, "waiting").filter(|r| !WAIT_REASONS.contains(&r.label(0))) {
+        all.push((r.label(0).to_owned(), r.value));
+    }
+    all
 }
 
 /// The roles (`by_user`) or applications (`by_application`) holding most

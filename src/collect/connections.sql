@@ -21,6 +21,9 @@ LATERAL (VALUES
     ('oldest_active', coalesce(s.active, 0)::float8)
 ) v(item, value)
 UNION ALL
+SELECT 'connections', 'waiting', ARRAY[wait_reason], count(*)::float8
+FROM a WHERE wait_reason IS NOT NULL GROUP BY wait_reason
+UNION ALL
 SELECT 'connections', 'walsenders', ARRAY[]::text[], n::float8
 FROM slot_walsenders WHERE n IS NOT NULL
 UNION ALL

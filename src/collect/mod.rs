@@ -149,6 +149,10 @@ pub fn instance_view(
             .map(|r| connections::slots(r, row.content)),
         prepared: of(CollectorName::Prepared).map(|r| prepared::figures(&r)),
         locks: of(CollectorName::Locks).map(|r| locks::figures(&r)),
+        waiting: connections
+            .as_ref()
+            .map(|r| connections::waiting(r))
+            .unwrap_or_default(),
         backends: Vec::new(),
         headroom_history: Vec::new(),
     }

@@ -55,6 +55,8 @@ pub struct InstanceView {
     pub top_applications: Vec<(String, f64)>,
     /// Backends by kind (collector `sessions`).
     pub backends: Vec<(Name, f64)>,
+    /// Backends waiting, by reason (`lock`, `resource_group`, ...).
+    pub waiting: Vec<(String, f64)>,
     /// Ordinary headroom of the last rounds, oldest first: `[unix time, slots
     /// left]`, rounds in which the instance was not collected left out.
     pub headroom_history: Vec<[f64; 2]>,
