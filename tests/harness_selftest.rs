@@ -24,6 +24,15 @@ fn db_error(e: &tokio_postgres::Error) -> &DbError {
         .unwrap_or_else(|| panic!("expected a server error, got {e}"))
 }
 
+/// Asserts that `result` failed with this SQLSTATE and message.
+fn assert_refused<T>(result: Result<T, tokio_postgres::Error>, code: &SqlState, message: &str) {
+    let Err(err) = result else {
+        panic!("expected {} {message:?}, but it succeeded", code.code());
+    };
+    let db = db_error(&err);
+    assert_eq!((db.code(), db.message()), (code, message));
+}
+
 /// Polls `sql` until it returns `expected` (backends of refused or closed
 /// sessions leave asynchronously); returns the last value seen.
 async fn eventually_i64(client: &tokio_postgres::Client, sql: &str, expected: i64) -> Result<i64> {
@@ -494,6 +503,154 @@ async fn sixteen_segments_start_and_stop(family: Family) -> Result<()> {
     Ok(())
 }
 
+async fn startup_settings_the_family_lacks_are_refused(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    for content in [-1, 0] {
+        // PostgreSQL 9.6's setting: the report from real Greenplum 6 clusters.
+        let lacking = Mode::UtilityWith("-c idle_in_transaction_session_timeout=1s");
+        let attempt = cluster.connect(content, Login::Superuser, lacking).await;
+        match family {
+            Family::Gp6 => assert_refused(
+                attempt,
+                &SqlState::UNDEFINED_OBJECT,
+                "unrecognized configuration parameter \"idle_in_transaction_session_timeout\"",
+            ),
+            Family::Gp7 => {
+                let value: String = attempt?
+                    .query_one("SHOW idle_in_transaction_session_timeout", &[])
+                    .await?
+                    .get(0);
+                assert_eq!(value, "1s");
+            }
+        }
+        // A setting both families have.
+        let shared = Mode::UtilityWith("-c statement_timeout=2s");
+        let client = cluster.connect(content, Login::Superuser, shared).await?;
+        let value: String = client
+            .query_one("SHOW statement_timeout", &[])
+            .await?
+            .get(0);
+        assert_eq!(value, "2s");
+    }
+    Ok(())
+}
+
+async fn set_and_show_refuse_settings_the_family_lacks(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let set = client
+        .batch_execute("SET idle_in_transaction_session_timeout = 1000")
+        .await;
+    let shown = client
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .await;
+    let read = client
+        .query_one(
+            "SELECT current_setting('idle_in_transaction_session_timeout')",
+            &[],
+        )
+        .await;
+    let listed = client
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'",
+            &[],
+        )
+        .await?
+        .get::<_, i64>(0);
+    match family {
+        Family::Gp6 => {
+            let unknown =
+                "unrecognized configuration parameter \"idle_in_transaction_session_timeout\"";
+            assert_refused(set, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_refused(shown, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_refused(read, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_eq!(listed, 0);
+        }
+        Family::Gp7 => {
+            set?;
+            assert_eq!(shown?.get::<_, String>(0), "1s");
+            assert_eq!(read?.get::<_, String>(0), "1s");
+            assert_eq!(listed, 1);
+        }
+    }
+    // A setting both families have.
+    client.batch_execute("SET statement_timeout = 1000").await?;
+    let value: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await?
+        .get(0);
+    assert_eq!(value, "1s");
+    let listed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'statement_timeout'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(listed, 1);
+    Ok(())
+}
+
+async fn functions_the_family_lacks_are_refused(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let missing_ok = client
+        .query_one("SELECT current_setting('max_connections', true)", &[])
+        .await;
+    let blocking = client.query_one("SELECT pg_blocking_pids(1)", &[]).await;
+    let xid_ne = client.query_one("SELECT '1'::xid <> '2'::xid", &[]).await;
+    match family {
+        Family::Gp6 => {
+            assert_refused(
+                missing_ok,
+                &SqlState::UNDEFINED_FUNCTION,
+                "function current_setting(unknown, boolean) does not exist",
+            );
+            assert_refused(
+                blocking,
+                &SqlState::UNDEFINED_FUNCTION,
+                "function pg_blocking_pids(integer) does not exist",
+            );
+            assert_refused(
+                xid_ne,
+                &SqlState::UNDEFINED_FUNCTION,
+                "operator does not exist: xid <> xid",
+            );
+        }
+        Family::Gp7 => {
+            let max = InstanceSettings::SEGMENT.max_connections.to_string();
+            assert_eq!(missing_ok?.get::<_, String>(0), max);
+            assert_eq!(blocking?.get::<_, Vec<i32>>(0), Vec::<i32>::new());
+            assert!(xid_ne?.get::<_, bool>(0));
+        }
+    }
+
+    // Functions both families have, EXTRACT being date_part() before PostgreSQL 14.
+    for sql in [
+        "SELECT date_part('epoch', interval '1 minute')",
+        "SELECT extract(epoch FROM interval '1 minute')::float8",
+    ] {
+        let value: f64 = client.query_one(sql, &[]).await?.get(0);
+        assert_eq!(value, 60.0, "{sql}");
+    }
+    // name = text is a PostgreSQL 12 operator; 9.4 compares as text.
+    let found: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = 'postgres'::text",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(found, 1);
+    // PostgreSQL 13: neither family has it.
+    assert_refused(
+        client.query_one("SELECT normalize('a')", &[]).await,
+        &SqlState::UNDEFINED_FUNCTION,
+        "function normalize(unknown) does not exist",
+    );
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
@@ -510,4 +667,7 @@ gpemu_harness::for_each_family!(
     dropping_the_cluster_stops_every_server_it_started,
     dropping_after_a_panic_stops_every_server,
     sixteen_segments_start_and_stop,
+    startup_settings_the_family_lacks_are_refused,
+    set_and_show_refuse_settings_the_family_lacks,
+    functions_the_family_lacks_are_refused,
 );

@@ -174,6 +174,8 @@ pub enum Mode {
     Plain,
     /// The family's utility-mode option.
     Utility,
+    /// The family's utility-mode option followed by these startup options.
+    UtilityWith(&'static str),
     /// The other family's utility option (which this family refuses).
     WrongFamilyUtility,
     /// A coordinator backend (QD) of distributed session `session_id`,
@@ -191,6 +193,7 @@ impl Mode {
         match self {
             Mode::Plain => None,
             Mode::Utility => Some(family.utility_options()),
+            Mode::UtilityWith(options) => Some(format!("{} {options}", family.utility_options())),
             Mode::WrongFamilyUtility => Some(family.wrong_family_utility_options()),
             Mode::Dispatcher { session_id, .. } => Some(format!("-c gp_session_id={session_id}")),
             Mode::Executor { session_id, writer } => {
@@ -225,6 +228,27 @@ client_connection_check_interval = '1s'
 ";
 
 const START_ATTEMPTS: usize = 5;
+
+/// The lists of what each family knows, which the module loads at start-up
+/// from `gpemu.catalog_dir`.
+const CATALOG_LISTS: [(&str, &str); 4] = [
+    (
+        "gp6_functions.tsv",
+        include_str!("../../gpemu/catalog/gp6_functions.tsv"),
+    ),
+    (
+        "gp6_settings.txt",
+        include_str!("../../gpemu/catalog/gp6_settings.txt"),
+    ),
+    (
+        "gp7_functions.tsv",
+        include_str!("../../gpemu/catalog/gp7_functions.tsv"),
+    ),
+    (
+        "gp7_settings.txt",
+        include_str!("../../gpemu/catalog/gp7_settings.txt"),
+    ),
+];
 
 /// Creates the (empty) `gp_segment_configuration` table.
 const COORDINATOR_SQL: &str = include_str!("../../gpemu/sql/coordinator.sql");
@@ -276,13 +300,18 @@ impl Cluster {
         self.create_catalog()
     }
 
-    /// Copies the extension into the cluster so the server account can read it
-    /// whatever the permissions of the build directory.
+    /// Copies the extension and its catalog lists (into `catalog/` beside it)
+    /// into the cluster so the server account can read them whatever the
+    /// permissions of the build directory.
     fn install_library(&self) -> Result<PathBuf> {
         let dir = self.root.path().join("lib");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("catalog"))?;
         let lib = dir.join("gpemu.so");
         std::fs::copy(env!("GPEMU_LIBRARY"), &lib).context("copying gpemu.so")?;
+        for (name, text) in CATALOG_LISTS {
+            std::fs::write(dir.join("catalog").join(name), text)
+                .with_context(|| format!("writing catalog list {name}"))?;
+        }
         Ok(lib)
     }
 
@@ -315,10 +344,11 @@ impl Cluster {
             .to_string();
         let conf = format!(
             "{COMMON_CONF}shared_preload_libraries = {}\ndynamic_library_path = {}\n\
-             gpemu.family = '{}'\ninclude 'instance.conf'\n",
+             gpemu.family = '{}'\ngpemu.catalog_dir = {}\ninclude 'instance.conf'\n",
             quote(&lib.display().to_string()),
             quote(&format!("{lib_dir}:$libdir")),
             self.family.name(),
+            quote(&format!("{lib_dir}/catalog")),
         );
         append(&dir.join("postgresql.conf"), &conf)?;
 
