@@ -4,6 +4,7 @@
 use anyhow::Result;
 use gpemu_harness::{
     is_alive, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+    ALLOW_UTILITY_PREPARE, SCRATCH_TABLE,
 };
 use std::time::{Duration, Instant};
 use tokio_postgres::error::{DbError, SqlState};
@@ -651,6 +652,43 @@ async fn functions_the_family_lacks_are_refused(family: Family) -> Result<()> {
     Ok(())
 }
 
+async fn prepare_transaction_in_utility_mode_is_refused_on_gp6(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let prepare = format!("BEGIN; INSERT INTO {SCRATCH_TABLE} VALUES (1); PREPARE TRANSACTION");
+    let client = cluster.connect(0, Login::Ordinary, Mode::Utility).await?;
+    let attempt = client.batch_execute(&format!("{prepare} 'plain'")).await;
+    let prepared = "SELECT count(*) FROM pg_prepared_xacts";
+    match family {
+        Family::Gp6 => {
+            assert_refused(
+                attempt,
+                &SqlState::FEATURE_NOT_SUPPORTED,
+                "PREPARE TRANSACTION is not supported in utility mode",
+            );
+            assert_eq!(cluster.query_i64(0, prepared).await?, 0);
+        }
+        Family::Gp7 => {
+            attempt?;
+            assert_eq!(cluster.query_i64(0, prepared).await?, 1);
+        }
+    }
+    // The shortcut the harness uses to make prepared transactions.
+    let shortcut = cluster
+        .connect(0, Login::Ordinary, Mode::UtilityWith(ALLOW_UTILITY_PREPARE))
+        .await?;
+    shortcut
+        .batch_execute(&format!("{prepare} 'shortcut'"))
+        .await?;
+    let gids = cluster
+        .query_i64(
+            0,
+            "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'shortcut'",
+        )
+        .await?;
+    assert_eq!(gids, 1);
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
@@ -670,4 +708,5 @@ gpemu_harness::for_each_family!(
     startup_settings_the_family_lacks_are_refused,
     set_and_show_refuse_settings_the_family_lacks,
     functions_the_family_lacks_are_refused,
+    prepare_transaction_in_utility_mode_is_refused_on_gp6,
 );

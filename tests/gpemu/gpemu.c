@@ -20,7 +20,8 @@
  *		  arguments of current_setting() / set_config()) and built-in
  *		  functions and operators, checked after parse analysis against the
  *		  lists in catalog/ (PostgreSQL 15 has many that Greenplum 6's 9.4
- *		  and Greenplum 7's 12 lack).
+ *		  and Greenplum 7's 12 lack);
+ *		- GP6's refusal of PREPARE TRANSACTION in utility mode.
  *
  *		It must be loaded through shared_preload_libraries.  The contract is
  *		described in docs/emulation.md.
@@ -128,6 +129,7 @@ static int	gp_session_role = GPEMU_ROLE_DISPATCH;	/* GP6 only */
 static int	gp_role = GPEMU_ROLE_DISPATCH;
 static int	gp_session_id = -1;
 static bool gp_is_writer = false;
+static bool gpemu_allow_utility_prepare = false;
 
 /*
  * What the family's real server knows, loaded by the postmaster from
@@ -1221,6 +1223,21 @@ gpemu_process_utility(PlannedStmt *pstmt, const char *queryString,
 					check_setting(name, ERROR);
 			}
 			break;
+		case T_TransactionStmt:
+
+			/*
+			 * Greenplum 6 prepares transactions only for the coordinator's
+			 * two-phase commit; tests that need one on a segment ask for the
+			 * shortcut with gpemu.allow_utility_prepare.
+			 */
+			if (((TransactionStmt *) parsetree)->kind == TRANS_STMT_PREPARE &&
+				gpemu_family == GPEMU_GP6 &&
+				gp_session_role == GPEMU_ROLE_UTILITY &&
+				!gpemu_allow_utility_prepare)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("PREPARE TRANSACTION is not supported in utility mode")));
+			break;
 		default:
 			break;
 	}
@@ -1308,6 +1325,14 @@ _PG_init(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("gpemu.allow_utility_prepare",
+							 "Lets a GP6 utility-mode session run PREPARE TRANSACTION.",
+							 "A test shortcut: real Greenplum 6 refuses it in utility mode.",
+							 &gpemu_allow_utility_prepare,
+							 false,
+							 PGC_BACKEND,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("gpemu");
 
 	/* Loaded once here, before the postmaster forks any backend. */

@@ -140,6 +140,11 @@ pub struct Instance {
     pub extra_conf: String,
 }
 
+/// Startup options of a test shortcut: they let a GP6 utility-mode session run
+/// `PREPARE TRANSACTION`, which real Greenplum 6 refuses there (its prepared
+/// transactions come from the coordinator's two-phase commit, not emulated).
+pub const ALLOW_UTILITY_PREPARE: &str = "-c gpemu.allow_utility_prepare=on";
+
 /// Who logs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Login {
@@ -174,7 +179,8 @@ pub enum Mode {
     Plain,
     /// The family's utility-mode option.
     Utility,
-    /// The family's utility-mode option followed by these startup options.
+    /// The family's utility-mode option followed by these startup options,
+    /// e.g. [`ALLOW_UTILITY_PREPARE`].
     UtilityWith(&'static str),
     /// The other family's utility option (which this family refuses).
     WrongFamilyUtility,

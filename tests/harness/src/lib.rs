@@ -14,7 +14,9 @@ mod load;
 mod process;
 
 pub use catalog::CatalogRow;
-pub use cluster::{Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode};
+pub use cluster::{
+    Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode, ALLOW_UTILITY_PREPARE,
+};
 pub use family::Family;
 pub use load::{Dispatch, Held, SessionState};
 pub use process::{is_alive, KillOnDrop};
