@@ -689,6 +689,82 @@ async fn prepare_transaction_in_utility_mode_is_refused_on_gp6(family: Family) -
     Ok(())
 }
 
+async fn a_standby_takes_a_connection_slot_on_gp6(family: Family) -> Result<()> {
+    let settings = InstanceSettings::SEGMENT;
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let standby = cluster.start_standby(0).await?;
+    let replication = "SELECT count(*) FROM pg_stat_replication";
+    assert_eq!(cluster.query_i64(0, replication).await?, 1);
+    assert_eq!(cluster.query_i64(-1, replication).await?, 0);
+
+    // PostgreSQL 9.4 gives the walsender one of the max_connections slots.
+    let walsender_slots = match family {
+        Family::Gp6 => 1,
+        Family::Gp7 => 0,
+    };
+    let held = cluster.fill(0).await?;
+    assert_eq!(
+        held.len() as u32,
+        settings.max_connections - settings.superuser_reserved_connections - walsender_slots
+    );
+    assert_refused(
+        cluster.connect(0, Login::Ordinary, Mode::Utility).await,
+        &SqlState::TOO_MANY_CONNECTIONS,
+        "remaining connection slots are reserved for non-replication superuser connections",
+    );
+    // Superusers still get the reserved slots but the FTS prober's.
+    let mut superusers = Vec::new();
+    let refusal = loop {
+        match cluster.connect(0, Login::Superuser, Mode::Utility).await {
+            Ok(c) => superusers.push(c),
+            // The backend refused a moment ago may still hold its slot while it exits.
+            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => break e,
+        }
+        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
+    };
+    assert_eq!(
+        superusers.len() as u32,
+        settings.superuser_reserved_connections - 1
+    );
+    assert_refused(
+        Err::<(), _>(refusal),
+        &SqlState::TOO_MANY_CONNECTIONS,
+        "connection limit exceeded for superusers (need at least 1 connections reserved for FTS handler)",
+    );
+
+    // Without the standby its slot is free again.
+    drop((held, superusers, standby));
+    cluster
+        .wait_until(
+            0,
+            &format!(
+                "SELECT ({}) = 1 AND ({replication}) = 0",
+                client_backends_sql(family)
+            ),
+        )
+        .await?;
+    let held = cluster.fill(0).await?;
+    assert_eq!(held.len() as u32, settings.ordinary_slots());
+    Ok(())
+}
+
+async fn dropping_the_cluster_stops_a_standby_still_running(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let standby = cluster.start_standby(0).await?;
+    assert!(standby.datadir.join("postmaster.pid").exists());
+    // Coordinator, primary and standby with their auxiliary processes.
+    let pids = cluster.server_pids();
+    assert!(pids.len() > 3 * 3, "{pids:?}");
+    drop(cluster);
+    let alive: Vec<i32> = pids.iter().copied().filter(|&p| is_alive(p)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+    drop(standby);
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
@@ -709,4 +785,6 @@ gpemu_harness::for_each_family!(
     set_and_show_refuse_settings_the_family_lacks,
     functions_the_family_lacks_are_refused,
     prepare_transaction_in_utility_mode_is_refused_on_gp6,
+    a_standby_takes_a_connection_slot_on_gp6,
+    dropping_the_cluster_stops_a_standby_still_running,
 );

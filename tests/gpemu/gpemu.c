@@ -8,8 +8,9 @@
  *		- settings gp_contentid / gp_dbid and the per-connection options
  *		  gp_session_role (GP6) / gp_role, gp_session_id and gp_is_writer;
  *		- the admission rules of a primary segment (utility mode required,
- *		  the last slot kept for the FTS prober) and the family-specific
- *		  refusal of the other family's utility-mode option;
+ *		  the last slot kept for the FTS prober), the family-specific
+ *		  refusal of the other family's utility-mode option and, on GP6
+ *		  (PostgreSQL 9.4), walsenders counted against max_connections;
  *		- a per-backend record of the declared gp_session_id / gp_is_writer
  *		  in shared memory, read by the SQL functions gpemu_sess_id() and
  *		  gpemu_is_writer() on which the replacement views in sql/gp6.sql and
@@ -48,13 +49,16 @@
 #include "parser/analyze.h"
 #include "parser/parse_node.h"
 #include "parser/parser.h"
+#include "postmaster/postmaster.h"
 #include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -525,6 +529,67 @@ register_backend(const GpemuStartupOptions *opts)
 	before_shmem_exit(gpemu_backend_exit, Int32GetDatum(MyBackendId));
 }
 
+/* Walsenders running now, as pg_stat_replication lists them. */
+static int
+active_walsenders(void)
+{
+	int			n = 0;
+
+	for (int i = 0; i < max_wal_senders; i++)
+	{
+		WalSnd	   *walsnd = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+
+		SpinLockAcquire(&walsnd->mutex);
+		pid = walsnd->pid;
+		SpinLockRelease(&walsnd->mutex);
+		if (pid != 0)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * The slot rules of the family.  PostgreSQL 15 gives walsenders slots of
+ * their own; in 9.4 (GP6) a walsender, e.g. the mirror's, takes one of the
+ * max_connections slots like a client backend, so on gp6 every active
+ * walsender leaves one slot fewer for everybody else.  This backend's own
+ * slot is already taken (InitProcess came first), so HaveNFreeProcs() counts
+ * the slots left for others, as in PostgreSQL's own checks.  InitPostgres has
+ * a transaction open here, so the catalog lookup is safe.
+ */
+static void
+check_free_slots(Port *port)
+{
+	int			walsenders = gpemu_family == GPEMU_GP6 ? active_walsenders() : 0;
+	Oid			roleid = get_role_oid(port->user_name, true);
+	bool		is_superuser = OidIsValid(roleid) && superuser_arg(roleid);
+
+	/* 9.4's InitProcess: no slot left once the walsenders have theirs. */
+	if (!HaveNFreeProcs(walsenders))
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("sorry, too many clients already")));
+
+	/*
+	 * PostgreSQL's own superuser_reserved_connections check, which runs after
+	 * this hook, with the walsenders' slots taken.
+	 */
+	if (!is_superuser && ReservedBackends > 0 &&
+		!HaveNFreeProcs(ReservedBackends + walsenders))
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("remaining connection slots are reserved for non-replication superuser connections")));
+
+	/* GP6+ segments keep the last slot for the FTS prober even against superusers. */
+	if (gp_contentid >= 0 && is_superuser &&
+		!HaveNFreeProcs(GPEMU_FTS_RESERVED_SLOTS + walsenders))
+		ereport(FATAL,
+				(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+				 errmsg("connection limit exceeded for superusers (need at least %d connections reserved for FTS handler)",
+						GPEMU_FTS_RESERVED_SLOTS)));
+}
+
 static void
 gpemu_client_auth(Port *port, int status)
 {
@@ -563,33 +628,15 @@ gpemu_client_auth(Port *port, int status)
 						opts.unknown_setting)));
 
 	role_value = gpemu_family == GPEMU_GP6 ? opts.session_role : opts.role;
-	if (gp_contentid >= 0)
-	{
-		Oid			roleid;
+	if (gp_contentid >= 0 &&
+		!role_is(role_value, "utility") && !role_is(role_value, "execute"))
+		ereport(FATAL,
+				(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+				 errmsg("connections to primary segments are not allowed"),
+				 errdetail("This database instance is running as a primary segment in a Greenplum cluster and does not permit direct connections."),
+				 errhint("To force a connection anyway (dangerous!), use utility mode.")));
 
-		if (!role_is(role_value, "utility") && !role_is(role_value, "execute"))
-			ereport(FATAL,
-					(errcode(ERRCODE_CANNOT_CONNECT_NOW),
-					 errmsg("connections to primary segments are not allowed"),
-					 errdetail("This database instance is running as a primary segment in a Greenplum cluster and does not permit direct connections."),
-					 errhint("To force a connection anyway (dangerous!), use utility mode.")));
-
-		/*
-		 * GP6+ segments keep the last slot for the FTS prober even against
-		 * superusers.  Ordinary roles are stopped earlier by PostgreSQL's own
-		 * superuser_reserved_connections check, which runs after this hook.
-		 * InitPostgres has a transaction open here, so the catalog lookup is
-		 * safe.
-		 */
-		roleid = get_role_oid(port->user_name, true);
-		if (OidIsValid(roleid) && superuser_arg(roleid) &&
-			!HaveNFreeProcs(GPEMU_FTS_RESERVED_SLOTS))
-			ereport(FATAL,
-					(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
-					 errmsg("connection limit exceeded for superusers (need at least %d connections reserved for FTS handler)",
-							GPEMU_FTS_RESERVED_SLOTS)));
-	}
-
+	check_free_slots(port);
 	register_backend(&opts);
 }
 

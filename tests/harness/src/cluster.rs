@@ -14,6 +14,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
@@ -216,8 +217,31 @@ pub struct Cluster {
     /// Coordinator first, then primaries in content order.
     instances: Vec<Instance>,
     catalog: Vec<CatalogRow>,
+    /// Data directories of the standbys started, stopped on drop if still running.
+    standbys: Mutex<Vec<PathBuf>>,
     root: tempfile::TempDir,
 }
+
+/// A streaming standby of one primary segment or the coordinator, replicating
+/// it as a mirror does (see [`Cluster::start_standby`]). Dropping it stops the
+/// server and deletes its data directory.
+pub struct Standby {
+    user: ServerUser,
+    /// Content id of the instance it follows.
+    pub content: i16,
+    pub port: u16,
+    pub datadir: PathBuf,
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = pg_ctl(&self.user, &self.datadir, &["stop", "-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&self.datadir);
+    }
+}
+
+/// `application_name` of a standby's walreceiver, as a Greenplum mirror's.
+pub const STANDBY_APPLICATION_NAME: &str = "gp_walreceiver";
 
 /// Settings every instance shares; per-instance ones live in `instance.conf`.
 const COMMON_CONF: &str = "
@@ -269,6 +293,7 @@ impl Cluster {
             user,
             instances: plan_instances(&spec, root.path()),
             catalog: Vec::new(),
+            standbys: Mutex::new(Vec::new()),
             root,
         };
         // From here on a failure drops `cluster`, which stops whatever started.
@@ -601,11 +626,82 @@ impl Cluster {
         }
     }
 
-    /// Every live process of every server of this cluster.
-    pub fn server_pids(&self) -> Vec<i32> {
+    /// Starts a streaming standby of an instance, as its mirror would be:
+    /// `pg_basebackup -R` over a replication connection of the superuser into a
+    /// new data directory in the cluster's root, its own port, then `pg_ctl
+    /// start`. Returns once the instance's `pg_stat_replication` shows it
+    /// streaming (`application_name` [`STANDBY_APPLICATION_NAME`]). One standby
+    /// per instance at a time.
+    pub async fn start_standby(&self, content: i16) -> Result<Standby> {
+        let primary = self.instance(content);
+        let mut standby = Instance {
+            // The dbid its mirror row has in the catalog.
+            dbid: self.instances.len() as i16 + 1 + content,
+            content,
+            port: 0,
+            hostname: primary.hostname.clone(),
+            datadir: self.root.path().join(format!("standby{content}")),
+            settings: primary.settings,
+            extra_conf: primary.extra_conf.clone(),
+        };
+        if standby.datadir.exists() {
+            bail!("content {content} already has a standby");
+        }
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} application_name={STANDBY_APPLICATION_NAME}",
+            primary.port
+        );
+        let mut guard = Standby {
+            user: self.user,
+            content,
+            port: 0,
+            datadir: standby.datadir.clone(),
+        };
+        self.standbys
+            .lock()
+            .expect("standby list")
+            .push(standby.datadir.clone());
+        run(
+            self.user
+                .command("pg_basebackup", self.root.path())
+                .args(["-d", &conninfo, "-D"])
+                .arg(&standby.datadir)
+                .args(["-R", "-c", "fast", "-X", "stream"])
+                .env("PGPASSWORD", SUPERUSER_PASSWORD),
+            "pg_basebackup",
+        )?;
+        // The copy has the primary's instance.conf; this writes its own.
+        start_new_instance(&self.user, &mut standby)?;
+        guard.port = standby.port;
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) > 0 FROM pg_stat_replication \
+                 WHERE application_name = '{STANDBY_APPLICATION_NAME}' AND state = 'streaming'"
+            ),
+        )
+        .await?;
+        Ok(guard)
+    }
+
+    /// Data directories of every server: the instances, then the standbys.
+    fn datadirs(&self) -> Vec<PathBuf> {
+        let standbys = self
+            .standbys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.instances
             .iter()
-            .filter_map(|i| postmaster_pid(&i.datadir))
+            .map(|i| i.datadir.clone())
+            .chain(standbys.iter().cloned())
+            .collect()
+    }
+
+    /// Every live process of every server of this cluster, standbys included.
+    pub fn server_pids(&self) -> Vec<i32> {
+        self.datadirs()
+            .iter()
+            .filter_map(|d| postmaster_pid(d))
             .flat_map(process_tree)
             .collect()
     }
@@ -650,13 +746,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for inst in &self.instances {
-            let Some(pid) = postmaster_pid(&inst.datadir) else {
+        for datadir in self.datadirs() {
+            let Some(pid) = postmaster_pid(&datadir) else {
                 continue;
             };
             let tree = process_tree(pid);
             signal_all(&tree, Signal::SIGCONT);
-            if pg_ctl(&self.user, &inst.datadir, &["stop", "-m", "immediate"]).is_err() {
+            if pg_ctl(&self.user, &datadir, &["stop", "-m", "immediate"]).is_err() {
                 signal_all(&tree, Signal::SIGKILL);
             }
         }

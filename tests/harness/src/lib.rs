@@ -15,7 +15,8 @@ mod process;
 
 pub use catalog::CatalogRow;
 pub use cluster::{
-    Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode, ALLOW_UTILITY_PREPARE,
+    Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode, Standby, ALLOW_UTILITY_PREPARE,
+    STANDBY_APPLICATION_NAME,
 };
 pub use family::Family;
 pub use load::{Dispatch, Held, SessionState};
