@@ -634,9 +634,11 @@ impl Cluster {
     /// per instance at a time.
     pub async fn start_standby(&self, content: i16) -> Result<Standby> {
         let primary = self.instance(content);
+        let n = self.instances.len() as i16;
         let mut standby = Instance {
-            // The dbid its mirror row has in the catalog.
-            dbid: self.instances.len() as i16 + 1 + content,
+            // The dbid of a segment's mirror row in the catalog; the
+            // coordinator's standby comes after the mirrors.
+            dbid: if content < 0 { 2 * n } else { n + 1 + content },
             content,
             port: 0,
             hostname: primary.hostname.clone(),
