@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use gpemu_harness::{
-    is_alive, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+    is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
     ALLOW_UTILITY_PREPARE, SCRATCH_TABLE,
 };
 use std::time::{Duration, Instant};
@@ -32,6 +32,31 @@ fn assert_refused<T>(result: Result<T, tokio_postgres::Error>, code: &SqlState, 
     };
     let db = db_error(&err);
     assert_eq!((db.code(), db.message()), (code, message));
+}
+
+/// Opens superuser utility sessions on a full instance until one is refused;
+/// returns the sessions and the refusal.
+async fn superusers_until_refused(
+    cluster: &Cluster,
+    content: i16,
+    settings: InstanceSettings,
+) -> (Vec<tokio_postgres::Client>, tokio_postgres::Error) {
+    let mut superusers = Vec::new();
+    let refusal = loop {
+        match cluster
+            .connect(content, Login::Superuser, Mode::Utility)
+            .await
+        {
+            Ok(c) => superusers.push(c),
+            // The backend refused a moment ago may still hold its slot while it exits.
+            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => break e,
+        }
+        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
+    };
+    (superusers, refusal)
 }
 
 /// Polls `sql` until it returns `expected` (backends of refused or closed
@@ -179,18 +204,7 @@ async fn filled_segment_refuses_ordinary_roles_but_not_superusers(family: Family
     );
 
     // Superusers get the reserved slots, less the one kept for the FTS prober.
-    let mut superusers = Vec::new();
-    let refusal = loop {
-        match cluster.connect(1, Login::Superuser, Mode::Utility).await {
-            Ok(c) => superusers.push(c),
-            // The backend refused a moment ago may still hold its slot while it exits.
-            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => break e,
-        }
-        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
-    };
+    let (superusers, refusal) = superusers_until_refused(&cluster, 1, settings).await;
     assert_eq!(
         superusers.len() as u32,
         settings.superuser_reserved_connections - 1
@@ -713,18 +727,7 @@ async fn a_standby_takes_a_connection_slot_on_gp6(family: Family) -> Result<()> 
         "remaining connection slots are reserved for non-replication superuser connections",
     );
     // Superusers still get the reserved slots but the FTS prober's.
-    let mut superusers = Vec::new();
-    let refusal = loop {
-        match cluster.connect(0, Login::Superuser, Mode::Utility).await {
-            Ok(c) => superusers.push(c),
-            // The backend refused a moment ago may still hold its slot while it exits.
-            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => break e,
-        }
-        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
-    };
+    let (superusers, refusal) = superusers_until_refused(&cluster, 0, settings).await;
     assert_eq!(
         superusers.len() as u32,
         settings.superuser_reserved_connections - 1
