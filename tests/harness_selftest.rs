@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 use gpemu_harness::{
-    is_alive, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+    is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+    ALLOW_UTILITY_PREPARE, SCRATCH_TABLE,
 };
 use std::time::{Duration, Instant};
 use tokio_postgres::error::{DbError, SqlState};
@@ -22,6 +23,40 @@ fn client_backends_sql(family: Family) -> &'static str {
 fn db_error(e: &tokio_postgres::Error) -> &DbError {
     e.as_db_error()
         .unwrap_or_else(|| panic!("expected a server error, got {e}"))
+}
+
+/// Asserts that `result` failed with this SQLSTATE and message.
+fn assert_refused<T>(result: Result<T, tokio_postgres::Error>, code: &SqlState, message: &str) {
+    let Err(err) = result else {
+        panic!("expected {} {message:?}, but it succeeded", code.code());
+    };
+    let db = db_error(&err);
+    assert_eq!((db.code(), db.message()), (code, message));
+}
+
+/// Opens superuser utility sessions on a full instance until one is refused;
+/// returns the sessions and the refusal.
+async fn superusers_until_refused(
+    cluster: &Cluster,
+    content: i16,
+    settings: InstanceSettings,
+) -> (Vec<tokio_postgres::Client>, tokio_postgres::Error) {
+    let mut superusers = Vec::new();
+    let refusal = loop {
+        match cluster
+            .connect(content, Login::Superuser, Mode::Utility)
+            .await
+        {
+            Ok(c) => superusers.push(c),
+            // The backend refused a moment ago may still hold its slot while it exits.
+            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => break e,
+        }
+        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
+    };
+    (superusers, refusal)
 }
 
 /// Polls `sql` until it returns `expected` (backends of refused or closed
@@ -169,18 +204,7 @@ async fn filled_segment_refuses_ordinary_roles_but_not_superusers(family: Family
     );
 
     // Superusers get the reserved slots, less the one kept for the FTS prober.
-    let mut superusers = Vec::new();
-    let refusal = loop {
-        match cluster.connect(1, Login::Superuser, Mode::Utility).await {
-            Ok(c) => superusers.push(c),
-            // The backend refused a moment ago may still hold its slot while it exits.
-            Err(e) if db_error(&e).message() == "sorry, too many clients already" => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => break e,
-        }
-        assert!(superusers.len() <= settings.superuser_reserved_connections as usize);
-    };
+    let (superusers, refusal) = superusers_until_refused(&cluster, 1, settings).await;
     assert_eq!(
         superusers.len() as u32,
         settings.superuser_reserved_connections - 1
@@ -494,6 +518,256 @@ async fn sixteen_segments_start_and_stop(family: Family) -> Result<()> {
     Ok(())
 }
 
+async fn startup_settings_the_family_lacks_are_refused(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    for content in [-1, 0] {
+        // PostgreSQL 9.6's setting: the report from real Greenplum 6 clusters.
+        let lacking = Mode::UtilityWith("-c idle_in_transaction_session_timeout=1s");
+        let attempt = cluster.connect(content, Login::Superuser, lacking).await;
+        match family {
+            Family::Gp6 => assert_refused(
+                attempt,
+                &SqlState::UNDEFINED_OBJECT,
+                "unrecognized configuration parameter \"idle_in_transaction_session_timeout\"",
+            ),
+            Family::Gp7 => {
+                let value: String = attempt?
+                    .query_one("SHOW idle_in_transaction_session_timeout", &[])
+                    .await?
+                    .get(0);
+                assert_eq!(value, "1s");
+            }
+        }
+        // A setting both families have.
+        let shared = Mode::UtilityWith("-c statement_timeout=2s");
+        let client = cluster.connect(content, Login::Superuser, shared).await?;
+        let value: String = client
+            .query_one("SHOW statement_timeout", &[])
+            .await?
+            .get(0);
+        assert_eq!(value, "2s");
+    }
+    Ok(())
+}
+
+async fn set_and_show_refuse_settings_the_family_lacks(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let set = client
+        .batch_execute("SET idle_in_transaction_session_timeout = 1000")
+        .await;
+    let shown = client
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .await;
+    let read = client
+        .query_one(
+            "SELECT current_setting('idle_in_transaction_session_timeout')",
+            &[],
+        )
+        .await;
+    let listed = client
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'",
+            &[],
+        )
+        .await?
+        .get::<_, i64>(0);
+    match family {
+        Family::Gp6 => {
+            let unknown =
+                "unrecognized configuration parameter \"idle_in_transaction_session_timeout\"";
+            assert_refused(set, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_refused(shown, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_refused(read, &SqlState::UNDEFINED_OBJECT, unknown);
+            assert_eq!(listed, 0);
+        }
+        Family::Gp7 => {
+            set?;
+            assert_eq!(shown?.get::<_, String>(0), "1s");
+            assert_eq!(read?.get::<_, String>(0), "1s");
+            assert_eq!(listed, 1);
+        }
+    }
+    // A setting both families have.
+    client.batch_execute("SET statement_timeout = 1000").await?;
+    let value: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await?
+        .get(0);
+    assert_eq!(value, "1s");
+    let listed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_settings WHERE name = 'statement_timeout'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(listed, 1);
+    Ok(())
+}
+
+async fn functions_the_family_lacks_are_refused(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let missing_ok = client
+        .query_one("SELECT current_setting('max_connections', true)", &[])
+        .await;
+    let blocking = client.query_one("SELECT pg_blocking_pids(1)", &[]).await;
+    let xid_ne = client.query_one("SELECT '1'::xid <> '2'::xid", &[]).await;
+    match family {
+        Family::Gp6 => {
+            assert_refused(
+                missing_ok,
+                &SqlState::UNDEFINED_FUNCTION,
+                "function current_setting(unknown, boolean) does not exist",
+            );
+            assert_refused(
+                blocking,
+                &SqlState::UNDEFINED_FUNCTION,
+                "function pg_blocking_pids(integer) does not exist",
+            );
+            assert_refused(
+                xid_ne,
+                &SqlState::UNDEFINED_FUNCTION,
+                "operator does not exist: xid <> xid",
+            );
+        }
+        Family::Gp7 => {
+            let max = InstanceSettings::SEGMENT.max_connections.to_string();
+            assert_eq!(missing_ok?.get::<_, String>(0), max);
+            assert_eq!(blocking?.get::<_, Vec<i32>>(0), Vec::<i32>::new());
+            assert!(xid_ne?.get::<_, bool>(0));
+        }
+    }
+
+    // Functions both families have, EXTRACT being date_part() before PostgreSQL 14.
+    for sql in [
+        "SELECT date_part('epoch', interval '1 minute')",
+        "SELECT extract(epoch FROM interval '1 minute')::float8",
+    ] {
+        let value: f64 = client.query_one(sql, &[]).await?.get(0);
+        assert_eq!(value, 60.0, "{sql}");
+    }
+    // name = text is a PostgreSQL 12 operator; 9.4 compares as text.
+    let found: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = 'postgres'::text",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(found, 1);
+    // PostgreSQL 13: neither family has it.
+    assert_refused(
+        client.query_one("SELECT normalize('a')", &[]).await,
+        &SqlState::UNDEFINED_FUNCTION,
+        "function normalize(unknown) does not exist",
+    );
+    Ok(())
+}
+
+async fn prepare_transaction_in_utility_mode_is_refused_on_gp6(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let prepare = format!("BEGIN; INSERT INTO {SCRATCH_TABLE} VALUES (1); PREPARE TRANSACTION");
+    let client = cluster.connect(0, Login::Ordinary, Mode::Utility).await?;
+    let attempt = client.batch_execute(&format!("{prepare} 'plain'")).await;
+    let prepared = "SELECT count(*) FROM pg_prepared_xacts";
+    match family {
+        Family::Gp6 => {
+            assert_refused(
+                attempt,
+                &SqlState::FEATURE_NOT_SUPPORTED,
+                "PREPARE TRANSACTION is not supported in utility mode",
+            );
+            assert_eq!(cluster.query_i64(0, prepared).await?, 0);
+        }
+        Family::Gp7 => {
+            attempt?;
+            assert_eq!(cluster.query_i64(0, prepared).await?, 1);
+        }
+    }
+    // The shortcut the harness uses to make prepared transactions.
+    let shortcut = cluster
+        .connect(0, Login::Ordinary, Mode::UtilityWith(ALLOW_UTILITY_PREPARE))
+        .await?;
+    shortcut
+        .batch_execute(&format!("{prepare} 'shortcut'"))
+        .await?;
+    let gids = cluster
+        .query_i64(
+            0,
+            "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'shortcut'",
+        )
+        .await?;
+    assert_eq!(gids, 1);
+    Ok(())
+}
+
+async fn a_standby_takes_a_connection_slot_on_gp6(family: Family) -> Result<()> {
+    let settings = InstanceSettings::SEGMENT;
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let standby = cluster.start_standby(0).await?;
+    let replication = "SELECT count(*) FROM pg_stat_replication";
+    assert_eq!(cluster.query_i64(0, replication).await?, 1);
+    assert_eq!(cluster.query_i64(-1, replication).await?, 0);
+
+    // PostgreSQL 9.4 gives the walsender one of the max_connections slots.
+    let walsender_slots = match family {
+        Family::Gp6 => 1,
+        Family::Gp7 => 0,
+    };
+    let held = cluster.fill(0).await?;
+    assert_eq!(
+        held.len() as u32,
+        settings.max_connections - settings.superuser_reserved_connections - walsender_slots
+    );
+    assert_refused(
+        cluster.connect(0, Login::Ordinary, Mode::Utility).await,
+        &SqlState::TOO_MANY_CONNECTIONS,
+        "remaining connection slots are reserved for non-replication superuser connections",
+    );
+    // Superusers still get the reserved slots but the FTS prober's.
+    let (superusers, refusal) = superusers_until_refused(&cluster, 0, settings).await;
+    assert_eq!(
+        superusers.len() as u32,
+        settings.superuser_reserved_connections - 1
+    );
+    assert_refused(
+        Err::<(), _>(refusal),
+        &SqlState::TOO_MANY_CONNECTIONS,
+        "connection limit exceeded for superusers (need at least 1 connections reserved for FTS handler)",
+    );
+
+    // Without the standby its slot is free again.
+    drop((held, superusers, standby));
+    cluster
+        .wait_until(
+            0,
+            &format!(
+                "SELECT ({}) = 1 AND ({replication}) = 0",
+                client_backends_sql(family)
+            ),
+        )
+        .await?;
+    let held = cluster.fill(0).await?;
+    assert_eq!(held.len() as u32, settings.ordinary_slots());
+    Ok(())
+}
+
+async fn dropping_the_cluster_stops_a_standby_still_running(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let standby = cluster.start_standby(0).await?;
+    assert!(standby.datadir.join("postmaster.pid").exists());
+    // Coordinator, primary and standby with their auxiliary processes.
+    let pids = cluster.server_pids();
+    assert!(pids.len() > 3 * 3, "{pids:?}");
+    drop(cluster);
+    let alive: Vec<i32> = pids.iter().copied().filter(|&p| is_alive(p)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+    drop(standby);
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
@@ -510,4 +784,10 @@ gpemu_harness::for_each_family!(
     dropping_the_cluster_stops_every_server_it_started,
     dropping_after_a_panic_stops_every_server,
     sixteen_segments_start_and_stop,
+    startup_settings_the_family_lacks_are_refused,
+    set_and_show_refuse_settings_the_family_lacks,
+    functions_the_family_lacks_are_refused,
+    prepare_transaction_in_utility_mode_is_refused_on_gp6,
+    a_standby_takes_a_connection_slot_on_gp6,
+    dropping_the_cluster_stops_a_standby_still_running,
 );

@@ -10,6 +10,8 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_sess_id(integer) RETURNS integer
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_sess_id';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_is_writer(integer) RETURNS boolean
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_is_writer';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
 
 -- The exporter detects the family from version(); server_version_num stays 15xxxx.
 CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
@@ -74,5 +76,24 @@ CREATE VIEW pg_catalog.pg_locks AS
             pg_catalog.current_setting('gp_contentid')::integer AS gp_segment_id
     FROM pg_catalog.pg_lock_status() AS L;
 GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
+
+-- Greenplum 6 pg_settings: PostgreSQL 9.4 columns (no pending_restart), and only
+-- the settings Greenplum 6 has (catalog/gp6_settings.txt) or custom ones with a
+-- dot.  The rules are PostgreSQL's own.
+DROP VIEW pg_catalog.pg_settings;
+CREATE VIEW pg_catalog.pg_settings AS
+    SELECT A.name, A.setting, A.unit, A.category, A.short_desc, A.extra_desc,
+           A.context, A.vartype, A.source, A.min_val, A.max_val, A.enumvals,
+           A.boot_val, A.reset_val, A.sourcefile, A.sourceline
+    FROM pg_catalog.pg_show_all_settings() AS A
+    WHERE pg_catalog.gpemu_setting_exists(A.name);
+CREATE RULE pg_settings_u AS
+    ON UPDATE TO pg_catalog.pg_settings
+    WHERE new.name = old.name DO
+    SELECT pg_catalog.set_config(old.name, new.setting, 'f');
+CREATE RULE pg_settings_n AS
+    ON UPDATE TO pg_catalog.pg_settings
+    DO INSTEAD NOTHING;
+GRANT SELECT, UPDATE ON pg_catalog.pg_settings TO PUBLIC;
 
 COMMIT;

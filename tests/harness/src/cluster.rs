@@ -14,6 +14,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
@@ -140,6 +141,11 @@ pub struct Instance {
     pub extra_conf: String,
 }
 
+/// Startup options of a test shortcut: they let a GP6 utility-mode session run
+/// `PREPARE TRANSACTION`, which real Greenplum 6 refuses there (its prepared
+/// transactions come from the coordinator's two-phase commit, not emulated).
+pub const ALLOW_UTILITY_PREPARE: &str = "-c gpemu.allow_utility_prepare=on";
+
 /// Who logs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Login {
@@ -174,6 +180,9 @@ pub enum Mode {
     Plain,
     /// The family's utility-mode option.
     Utility,
+    /// The family's utility-mode option followed by these startup options,
+    /// e.g. [`ALLOW_UTILITY_PREPARE`].
+    UtilityWith(&'static str),
     /// The other family's utility option (which this family refuses).
     WrongFamilyUtility,
     /// A coordinator backend (QD) of distributed session `session_id`,
@@ -191,6 +200,7 @@ impl Mode {
         match self {
             Mode::Plain => None,
             Mode::Utility => Some(family.utility_options()),
+            Mode::UtilityWith(options) => Some(format!("{} {options}", family.utility_options())),
             Mode::WrongFamilyUtility => Some(family.wrong_family_utility_options()),
             Mode::Dispatcher { session_id, .. } => Some(format!("-c gp_session_id={session_id}")),
             Mode::Executor { session_id, writer } => {
@@ -207,8 +217,31 @@ pub struct Cluster {
     /// Coordinator first, then primaries in content order.
     instances: Vec<Instance>,
     catalog: Vec<CatalogRow>,
+    /// Data directories of the standbys started, stopped on drop if still running.
+    standbys: Mutex<Vec<PathBuf>>,
     root: tempfile::TempDir,
 }
+
+/// A streaming standby of one primary segment or the coordinator, replicating
+/// it as a mirror does (see [`Cluster::start_standby`]). Dropping it stops the
+/// server and deletes its data directory.
+pub struct Standby {
+    user: ServerUser,
+    /// Content id of the instance it follows.
+    pub content: i16,
+    pub port: u16,
+    pub datadir: PathBuf,
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = pg_ctl(&self.user, &self.datadir, &["stop", "-m", "immediate"]);
+        let _ = std::fs::remove_dir_all(&self.datadir);
+    }
+}
+
+/// `application_name` of a standby's walreceiver, as a Greenplum mirror's.
+pub const STANDBY_APPLICATION_NAME: &str = "gp_walreceiver";
 
 /// Settings every instance shares; per-instance ones live in `instance.conf`.
 const COMMON_CONF: &str = "
@@ -226,6 +259,27 @@ client_connection_check_interval = '1s'
 
 const START_ATTEMPTS: usize = 5;
 
+/// The lists of what each family knows, which the module loads at start-up
+/// from `gpemu.catalog_dir`.
+const CATALOG_LISTS: [(&str, &str); 4] = [
+    (
+        "gp6_functions.tsv",
+        include_str!("../../gpemu/catalog/gp6_functions.tsv"),
+    ),
+    (
+        "gp6_settings.txt",
+        include_str!("../../gpemu/catalog/gp6_settings.txt"),
+    ),
+    (
+        "gp7_functions.tsv",
+        include_str!("../../gpemu/catalog/gp7_functions.tsv"),
+    ),
+    (
+        "gp7_settings.txt",
+        include_str!("../../gpemu/catalog/gp7_settings.txt"),
+    ),
+];
+
 /// Creates the (empty) `gp_segment_configuration` table.
 const COORDINATOR_SQL: &str = include_str!("../../gpemu/sql/coordinator.sql");
 
@@ -239,6 +293,7 @@ impl Cluster {
             user,
             instances: plan_instances(&spec, root.path()),
             catalog: Vec::new(),
+            standbys: Mutex::new(Vec::new()),
             root,
         };
         // From here on a failure drops `cluster`, which stops whatever started.
@@ -276,13 +331,18 @@ impl Cluster {
         self.create_catalog()
     }
 
-    /// Copies the extension into the cluster so the server account can read it
-    /// whatever the permissions of the build directory.
+    /// Copies the extension and its catalog lists (into `catalog/` beside it)
+    /// into the cluster so the server account can read them whatever the
+    /// permissions of the build directory.
     fn install_library(&self) -> Result<PathBuf> {
         let dir = self.root.path().join("lib");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("catalog"))?;
         let lib = dir.join("gpemu.so");
         std::fs::copy(env!("GPEMU_LIBRARY"), &lib).context("copying gpemu.so")?;
+        for (name, text) in CATALOG_LISTS {
+            std::fs::write(dir.join("catalog").join(name), text)
+                .with_context(|| format!("writing catalog list {name}"))?;
+        }
         Ok(lib)
     }
 
@@ -315,10 +375,11 @@ impl Cluster {
             .to_string();
         let conf = format!(
             "{COMMON_CONF}shared_preload_libraries = {}\ndynamic_library_path = {}\n\
-             gpemu.family = '{}'\ninclude 'instance.conf'\n",
+             gpemu.family = '{}'\ngpemu.catalog_dir = {}\ninclude 'instance.conf'\n",
             quote(&lib.display().to_string()),
             quote(&format!("{lib_dir}:$libdir")),
             self.family.name(),
+            quote(&format!("{lib_dir}/catalog")),
         );
         append(&dir.join("postgresql.conf"), &conf)?;
 
@@ -565,11 +626,84 @@ impl Cluster {
         }
     }
 
-    /// Every live process of every server of this cluster.
-    pub fn server_pids(&self) -> Vec<i32> {
+    /// Starts a streaming standby of an instance, as its mirror would be:
+    /// `pg_basebackup -R` over a replication connection of the superuser into a
+    /// new data directory in the cluster's root, its own port, then `pg_ctl
+    /// start`. Returns once the instance's `pg_stat_replication` shows it
+    /// streaming (`application_name` [`STANDBY_APPLICATION_NAME`]). One standby
+    /// per instance at a time.
+    pub async fn start_standby(&self, content: i16) -> Result<Standby> {
+        let primary = self.instance(content);
+        let n = self.instances.len() as i16;
+        let mut standby = Instance {
+            // The dbid of a segment's mirror row in the catalog; the
+            // coordinator's standby comes after the mirrors.
+            dbid: if content < 0 { 2 * n } else { n + 1 + content },
+            content,
+            port: 0,
+            hostname: primary.hostname.clone(),
+            datadir: self.root.path().join(format!("standby{content}")),
+            settings: primary.settings,
+            extra_conf: primary.extra_conf.clone(),
+        };
+        if standby.datadir.exists() {
+            bail!("content {content} already has a standby");
+        }
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} application_name={STANDBY_APPLICATION_NAME}",
+            primary.port
+        );
+        let mut guard = Standby {
+            user: self.user,
+            content,
+            port: 0,
+            datadir: standby.datadir.clone(),
+        };
+        self.standbys
+            .lock()
+            .expect("standby list")
+            .push(standby.datadir.clone());
+        run(
+            self.user
+                .command("pg_basebackup", self.root.path())
+                .args(["-d", &conninfo, "-D"])
+                .arg(&standby.datadir)
+                .args(["-R", "-c", "fast", "-X", "stream"])
+                .env("PGPASSWORD", SUPERUSER_PASSWORD),
+            "pg_basebackup",
+        )?;
+        // The copy has the primary's instance.conf; this writes its own.
+        start_new_instance(&self.user, &mut standby)?;
+        guard.port = standby.port;
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) > 0 FROM pg_stat_replication \
+                 WHERE application_name = '{STANDBY_APPLICATION_NAME}' AND state = 'streaming'"
+            ),
+        )
+        .await?;
+        Ok(guard)
+    }
+
+    /// Data directories of every server: the instances, then the standbys.
+    fn datadirs(&self) -> Vec<PathBuf> {
+        let standbys = self
+            .standbys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.instances
             .iter()
-            .filter_map(|i| postmaster_pid(&i.datadir))
+            .map(|i| i.datadir.clone())
+            .chain(standbys.iter().cloned())
+            .collect()
+    }
+
+    /// Every live process of every server of this cluster, standbys included.
+    pub fn server_pids(&self) -> Vec<i32> {
+        self.datadirs()
+            .iter()
+            .filter_map(|d| postmaster_pid(d))
             .flat_map(process_tree)
             .collect()
     }
@@ -614,13 +748,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for inst in &self.instances {
-            let Some(pid) = postmaster_pid(&inst.datadir) else {
+        for datadir in self.datadirs() {
+            let Some(pid) = postmaster_pid(&datadir) else {
                 continue;
             };
             let tree = process_tree(pid);
             signal_all(&tree, Signal::SIGCONT);
-            if pg_ctl(&self.user, &inst.datadir, &["stop", "-m", "immediate"]).is_err() {
+            if pg_ctl(&self.user, &datadir, &["stop", "-m", "immediate"]).is_err() {
                 signal_all(&tree, Signal::SIGKILL);
             }
         }

@@ -14,7 +14,10 @@ mod load;
 mod process;
 
 pub use catalog::CatalogRow;
-pub use cluster::{Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode};
+pub use cluster::{
+    Cluster, ClusterSpec, Instance, InstanceSettings, Login, Mode, Standby, ALLOW_UTILITY_PREPARE,
+    STANDBY_APPLICATION_NAME,
+};
 pub use family::Family;
 pub use load::{Dispatch, Held, SessionState};
 pub use process::{is_alive, KillOnDrop};

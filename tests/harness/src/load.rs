@@ -217,6 +217,8 @@ impl Cluster {
 
     /// `PREPARE TRANSACTION` `k` times on an instance as the ordinary role;
     /// returns the global transaction ids. The transactions outlive the sessions.
+    /// A test shortcut on GP6, which refuses `PREPARE TRANSACTION` in utility
+    /// mode: see [`crate::ALLOW_UTILITY_PREPARE`].
     pub async fn prepare_transactions(&self, content: i16, k: usize) -> Result<Vec<String>> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut gids = Vec::with_capacity(k);
@@ -227,7 +229,11 @@ impl Cluster {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             );
             let client = self
-                .connect(content, Login::Ordinary, Mode::Utility)
+                .connect(
+                    content,
+                    Login::Ordinary,
+                    Mode::UtilityWith(crate::ALLOW_UTILITY_PREPARE),
+                )
                 .await?;
             client
                 .batch_execute(&format!(
