@@ -24,14 +24,20 @@ const READERS: usize = 5;
 const QUERY_MARKER: &str = "gpemu_scratch";
 const LAST_STATEMENT: &str = "SELECT pg_backend_pid()";
 
-/// Content 0 has the small segment limits; content 1 room to spare, so the
-/// burst fills one segment only.
+/// The segment the burst fills: it has the small limits, the other one room
+/// to spare. It is the last one `Cluster::dispatch` reaches, so when it is
+/// full every session holds all its executors on the other one too.
+const FULL: i16 = 1;
+const ROOMY: i16 = 0;
+
 fn cluster(family: Family) -> Result<Cluster> {
     let roomy = InstanceSettings {
         max_connections: 80,
         ..SEG
     };
-    ClusterSpec::new(family, 2).settings_for(1, roomy).start()
+    ClusterSpec::new(family, 2)
+        .settings_for(ROOMY, roomy)
+        .start()
 }
 
 fn config(cluster: &Cluster, file: &Path, query_text: &str) -> String {
@@ -57,12 +63,12 @@ fn headroom(instances: &Value, content: i64) -> Option<f64> {
 }
 
 /// Polls `/api/v1/instances` (which, unlike `/metrics`, resets no peak)
-/// until content 0's headroom satisfies `pred`.
+/// until the full segment's headroom satisfies `pred`.
 async fn wait_headroom(exporter: &Exporter, what: &str, pred: impl Fn(f64) -> bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let doc = api(exporter, "/api/v1/instances").await?;
-        if headroom(&doc, 0).is_some_and(&pred) {
+        if headroom(&doc, FULL.into()).is_some_and(&pred) {
             return Ok(());
         }
         anyhow::ensure!(
@@ -73,7 +79,7 @@ async fn wait_headroom(exporter: &Exporter, what: &str, pred: impl Fn(f64) -> bo
     }
 }
 
-/// Fills content 0's ordinary slots with four distributed sessions (a writer
+/// Fills the full segment's ordinary slots with four distributed sessions (a writer
 /// and five readers each per segment; the exporter holds the 25th slot).
 async fn burst(cluster: &Cluster) -> Result<Held> {
     let mut held = Held::default();
@@ -86,9 +92,9 @@ async fn burst(cluster: &Cluster) -> Result<Held> {
 /// One burst under a running exporter: filled, seen, released, ended.
 async fn burst_and_release(cluster: &Cluster, exporter: &Exporter) -> Result<()> {
     let held = burst(cluster).await?;
-    wait_headroom(exporter, "content 0 full", |h| h == 0.0).await?;
+    wait_headroom(exporter, "the segment full", |h| h == 0.0).await?;
     drop(held);
-    wait_headroom(exporter, "content 0 free again", |h| {
+    wait_headroom(exporter, "the segment free again", |h| {
         h == f64::from(SEG.ordinary_slots() - 1)
     })
     .await?;
@@ -130,15 +136,15 @@ async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("incidents.jsonl");
     let exporter = Exporter::start(&config(&cluster, &file, ""))?;
-    let at_rest = |m: &Metrics| m.seg("greenplum_connections_used", 0, &[]) == Some(1.0);
+    let at_rest = |m: &Metrics| m.seg("greenplum_connections_used", FULL, &[]) == Some(1.0);
     exporter.wait_for("a round at rest", at_rest).await?;
     let quiet = exporter.scrape().await?;
     assert_eq!(
-        quiet.seg("greenplum_connections_used_peak", 0, &[]),
+        quiet.seg("greenplum_connections_used_peak", FULL, &[]),
         Some(1.0)
     );
     assert_eq!(
-        quiet.seg("greenplum_connections_exhausted_rounds_total", 0, &[]),
+        quiet.seg("greenplum_connections_exhausted_rounds_total", FULL, &[]),
         Some(0.0)
     );
 
@@ -147,39 +153,39 @@ async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
     let m = exporter.scrape().await?;
     let ordinary = f64::from(SEG.ordinary_slots());
     assert_eq!(
-        m.seg("greenplum_connections_used", 0, &[]),
+        m.seg("greenplum_connections_used", FULL, &[]),
         Some(1.0),
         "cleared by now"
     );
     assert_eq!(
-        m.seg("greenplum_connections_used_peak", 0, &[]),
+        m.seg("greenplum_connections_used_peak", FULL, &[]),
         Some(ordinary)
     );
     assert_eq!(
-        m.seg("greenplum_connections_headroom_ordinary_min", 0, &[]),
+        m.seg("greenplum_connections_headroom_ordinary_min", FULL, &[]),
         Some(0.0)
     );
     let exhausted = m
-        .seg("greenplum_connections_exhausted_rounds_total", 0, &[])
+        .seg("greenplum_connections_exhausted_rounds_total", FULL, &[])
         .context("exhausted rounds")?;
     assert!(exhausted >= 1.0, "{exhausted}");
     assert_eq!(
-        m.seg("greenplum_connections_exhausted_rounds_total", 1, &[]),
+        m.seg("greenplum_connections_exhausted_rounds_total", ROOMY, &[]),
         Some(0.0)
     );
     // The next scrape starts a new interval.
     let next = exporter.scrape().await?;
     assert_eq!(
-        next.seg("greenplum_connections_used_peak", 0, &[]),
+        next.seg("greenplum_connections_used_peak", FULL, &[]),
         Some(1.0)
     );
 
-    // Exactly one episode, on content 0, ended, naming the four sessions.
+    // Exactly one episode, on the full segment, ended, naming the four sessions.
     let doc = api(&exporter, "/api/v1/incidents").await?;
     let list = episodes(&doc);
     assert_eq!(list.len(), 1, "{doc}");
     let e = list[0];
-    assert_eq!(e["instance"]["content"], 0);
+    assert_eq!(e["instance"]["content"], FULL);
     assert_eq!(e["figures"]["headroom_ordinary"], 0.0);
     assert_eq!(e["lowest_headroom"], 0.0);
     assert!(e["ended_at"].as_f64().is_some(), "{e}");
