@@ -558,6 +558,36 @@ async fn every_collector_collects_every_instance(family: Family) -> Result<()> {
     Ok(())
 }
 
+/// On GP6 (PostgreSQL 9.4) a mirror's walsender holds a max_connections slot
+/// that GP6's pg_stat_activity hides: with a real streaming standby of a
+/// segment, `used` is its client backends plus one, and headroom one lower.
+/// GP7's walsenders have slots of their own.
+async fn a_walsender_holds_a_slot_on_gp6(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let _standby = cluster.start_standby(0).await?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let _held = cluster.open_sessions(0, 3, SessionState::Idle).await?;
+    let clients = 4.0; // the three sessions and the exporter
+    let walsenders = match family {
+        Family::Gp6 => 1.0,
+        Family::Gp7 => 0.0,
+    };
+    let m = exporter
+        .wait_for("three sessions on content 0", |m| {
+            m.seg("greenplum_connections", 0, &[("state", "idle")]) == Some(3.0)
+        })
+        .await?;
+    assert_eq!(used(&m, 0), Some(clients + walsenders), "{}", m.text);
+    assert_eq!(used(&m, 1), Some(1.0));
+    assert_eq!(
+        m.seg("greenplum_connections_headroom_ordinary", 0, &[]),
+        Some(f64::from(SEG.ordinary_slots()) - clients - walsenders)
+    );
+    let exported = m.seg("greenplum_connections_walsenders", 0, &[]);
+    assert_eq!(exported, (family == Family::Gp6).then_some(1.0));
+    Ok(())
+}
+
 /// Greenplum 5 (PostgreSQL 8.3) lacks what the collectors' SQL needs: the
 /// exporter refuses it, naming the version, rather than failing every round.
 async fn greenplum_5_is_refused_naming_its_version(family: Family) -> Result<()> {
@@ -593,6 +623,7 @@ async fn greenplum_5_is_refused_naming_its_version(family: Family) -> Result<()>
 gpemu_harness::for_each_family!(
     every_collector_collects_every_instance,
     greenplum_5_is_refused_naming_its_version,
+    a_walsender_holds_a_slot_on_gp6,
     k_ordinary_connections_change_only_that_segment,
     states_sessions_and_ages,
     filled_segment_shows_headroom_zero_and_stays_up,

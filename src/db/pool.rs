@@ -241,3 +241,48 @@ impl Drop for Checkout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Every setting a real server of the family knows (Greenplum 6.24.3,
+    /// 7.0.0; tests/gpemu/catalog): one it does not know in the startup
+    /// options makes it refuse every connection.
+    fn settings_of(family: Family) -> HashSet<&'static str> {
+        let list = match family {
+            Family::Gp6 => include_str!("../../tests/gpemu/catalog/gp6_settings.txt"),
+            Family::Gp7 => include_str!("../../tests/gpemu/catalog/gp7_settings.txt"),
+        };
+        list.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn startup_options_name_only_settings_the_family_has() {
+        let overrides = crate::config::Overrides {
+            coordinator_dsn: Some("host=mdw user=gpadmin password=x".to_owned()),
+            ..Default::default()
+        };
+        let cfg = crate::config::load(&overrides).unwrap().clusters.remove(0);
+        for family in [Family::Gp6, Family::Gp7] {
+            let known = settings_of(family);
+            let options = session_options(&cfg, family);
+            let names: Vec<&str> = options
+                .split_whitespace()
+                .filter(|w| *w != "-c")
+                .map(|w| w.split('=').next().unwrap_or(w))
+                .collect();
+            assert!(names.len() >= 4, "{options}");
+            for name in names {
+                assert!(
+                    known.contains(name),
+                    "{family:?} has no setting {name}: {options}"
+                );
+            }
+        }
+    }
+}
