@@ -319,6 +319,21 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
         "fired {:?} after the fill began, before its `for:` elapsed",
         filled_at.elapsed()
     );
+    // The samples name the segment by cluster and content only; the alert
+    // gets its dbid, host and port through the join with greenplum_instance_info.
+    let headroom = query(
+        &prom,
+        "greenplum_connections_headroom_ordinary{content=\"0\"}",
+    )
+    .await?;
+    let mut names: Vec<&str> = headroom[0]["metric"]
+        .as_object()
+        .context("metric")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["__name__", "cluster", "content", "instance", "job"]);
     let labels = &alert["labels"];
     assert_eq!(labels["content"], "0", "{alert}");
     assert_eq!(labels["dbid"], seg.dbid.to_string(), "{alert}");

@@ -366,7 +366,7 @@ async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<
         None
     );
     // Mirrors are reported from the catalog only, never connected to.
-    assert_eq!(m.get("greenplum_up", &[("dbid", &mirror)]), None);
+    assert_eq!(m.all("greenplum_up", &[]).len(), 3);
     assert_eq!(m.get("greenplum_exporter_instances", &[]), Some(3.0));
 
     cluster.set_catalog_status(mirror.parse()?, 'd').await?;
@@ -429,18 +429,25 @@ async fn coordinator_series_and_family_detection(family: Family) -> Result<()> {
         .wait_for("coordinator", |m| used(m, -1).is_some())
         .await?;
     let c = cluster.coordinator();
-    let labels = [
+    // Samples name the instance by cluster and content only...
+    let up = m.all("greenplum_up", &[("content", "-1")]);
+    assert_eq!(up.len(), 1);
+    let names: Vec<&str> = up[0].1.keys().map(String::as_str).collect();
+    assert_eq!(names, ["cluster", "content"], "{}", m.text);
+    assert_eq!(up[0].2, 1.0);
+    // ... greenplum_instance_info describes it.
+    let port = c.port.to_string();
+    let described = [
         ("cluster", "test"),
         ("content", "-1"),
         ("dbid", "1"),
         ("role", "p"),
         ("preferred_role", "p"),
         ("hostname", c.hostname.as_str()),
+        ("address", "127.0.0.1"),
+        ("port", port.as_str()),
     ];
-    let port = c.port.to_string();
-    let mut with_port = labels.to_vec();
-    with_port.push(("port", &port));
-    assert_eq!(m.get("greenplum_up", &with_port), Some(1.0));
+    assert_eq!(m.get("greenplum_instance_info", &described), Some(1.0));
     assert_eq!(used(&m, -1), Some(1.0));
     let max = InstanceSettings::COORDINATOR.max_connections as f64;
     assert_eq!(m.seg("greenplum_connections_max", -1, &[]), Some(max));
@@ -457,15 +464,21 @@ async fn coordinator_series_and_family_detection(family: Family) -> Result<()> {
         m.get("greenplum_exporter_collect_interval_seconds", &[]),
         Some(1.0)
     );
-    // Labels of a segment come from its catalog row.
+    // A segment's description comes from its catalog row; mirrors have one too.
     let seg = &cluster.segments()[1];
     let (dbid, port) = (seg.dbid.to_string(), seg.port.to_string());
     let seg_labels = [
+        ("content", "1"),
         ("dbid", dbid.as_str()),
+        ("role", "p"),
         ("port", port.as_str()),
         ("hostname", seg.hostname.as_str()),
     ];
-    assert_eq!(m.get("greenplum_up", &seg_labels), Some(1.0));
+    assert_eq!(m.get("greenplum_instance_info", &seg_labels), Some(1.0));
+    assert_eq!(
+        m.all("greenplum_instance_info", &[]).len(),
+        cluster.initial_catalog().len()
+    );
     Ok(())
 }
 

@@ -405,22 +405,39 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
     Ok(())
 }
 
+/// A real failover: the mirror (a streaming standby) is promoted and the
+/// catalog swaps the rows, as FTS does. The content's series go on with the
+/// same labels, `greenplum_instance_info` describes the new primary (its
+/// dbid, host and port), and the old primary's pool is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_moves_the_pool_and_the_labels() -> Result<()> {
+async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp6, 2).mirrors(true).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
-    exporter
+    let headroom = |m: &Metrics| {
+        m.all(
+            "greenplum_connections_headroom_ordinary",
+            &[("content", "1")],
+        )
+        .iter()
+        .map(|(_, labels, _)| labels.clone())
+        .collect::<Vec<_>>()
+    };
+    let m = exporter
         .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
         .await?;
+    let before = headroom(&m);
+    assert_eq!(before.len(), 1, "{}", m.text);
     let primary = cluster.instance(1).clone();
     let mirror = cluster
         .initial_catalog()
         .iter()
         .find(|r| r.content == 1 && r.role == 'm')
         .unwrap()
-        .dbid;
-    // The mirror is promoted and reachable where the primary's server listens;
-    // the old primary is down and now a mirror.
+        .clone();
+    let standby = cluster.start_standby(1).await?;
+    // FTS: the primary is gone, the mirror promoted and marked primary.
+    cluster.stop(1)?;
+    standby.promote()?;
     cluster
         .coordinator_execute(&format!(
             "UPDATE gp_segment_configuration SET \
@@ -429,39 +446,48 @@ async fn failover_moves_the_pool_and_the_labels() -> Result<()> {
                mode = 'n', \
                port = CASE role WHEN 'm' THEN {} ELSE port END \
              WHERE content = 1",
-            primary.port
+            standby.port
         ))
         .await?;
-    let (mirror_s, old_s) = (mirror.to_string(), primary.dbid.to_string());
+    let (mirror_dbid, port) = (mirror.dbid.to_string(), standby.port.to_string());
+    let acting = [
+        ("content", "1"),
+        ("role", "p"),
+        ("dbid", mirror_dbid.as_str()),
+        ("port", port.as_str()),
+    ];
     let m = exporter
-        .wait_for("the promoted mirror scraped", |m| {
-            m.get("greenplum_up", &[("dbid", &mirror_s)]) == Some(1.0)
+        .wait_for("the promoted mirror collected", |m| {
+            m.up(1) == Some(1.0) && m.get("greenplum_instance_info", &acting) == Some(1.0)
         })
         .await?;
-    let promoted = m.all(
-        "greenplum_up",
-        &[("dbid", &mirror_s), ("role", "p"), ("preferred_role", "m")],
-    );
-    assert_eq!(promoted.len(), 1, "{}", m.text);
-    assert_eq!(m.get("greenplum_up", &[("dbid", &old_s)]), None);
+    assert_eq!(headroom(&m), before, "the same series before and after");
+    let info = m.all("greenplum_instance_info", &acting);
+    assert_eq!(info[0].1["hostname"], mirror.hostname);
+    assert_eq!(info[0].1["preferred_role"], "m");
+    let old = primary.dbid.to_string();
+    let old_info = m.all("greenplum_instance_info", &[("dbid", &old)]);
+    assert_eq!(old_info[0].1["role"], "m", "{}", m.text);
     assert_eq!(
         m.get(
             "greenplum_catalog_instance_in_preferred_role",
-            &[("dbid", &mirror_s)]
+            &[("dbid", &mirror_dbid)]
         ),
         Some(0.0)
     );
     assert_eq!(
-        m.get("greenplum_catalog_instance_up", &[("dbid", &old_s)]),
+        m.get("greenplum_catalog_instance_up", &[("dbid", &old)]),
         Some(0.0)
     );
-    assert_eq!(
-        m.get("greenplum_connections_used", &[("dbid", &mirror_s)]),
-        Some(1.0)
-    );
-    // The old primary's pool was closed: one exporter session on that server.
-    exporter.wait_rounds(2.0).await?;
-    assert_eq!(exporter_backends(&cluster, 1).await?, 1);
+    assert_eq!(m.seg("greenplum_connections_used", 1, &[]), Some(1.0));
+    // One exporter session on the promoted server, none left on the old one.
+    let promoted = cluster
+        .connect_at(standby.port, "postgres", Login::Superuser, Mode::Utility)
+        .await?;
+    let sql =
+        format!("SELECT count(*) FROM pg_stat_get_activity(NULL) WHERE application_name = '{APP}'");
+    let on_standby: i64 = promoted.query_one(&sql, &[]).await?.get(0);
+    assert_eq!(on_standby, 1);
     Ok(())
 }
 

@@ -125,6 +125,15 @@ fn every_alert_is_complete_and_has_a_runbook_section() {
                 "{name}: description does not name {label}"
             );
         }
+        // Samples name an instance by cluster and content only: its dbid,
+        // host and port come from the join with greenplum_instance_info.
+        if labels.contains(&"hostname") {
+            let expr = str_of(&a["expr"], "expr");
+            assert!(
+                expr.contains("group_left") && expr.contains("greenplum_instance_info"),
+                "{name}: no join with greenplum_instance_info: {expr}"
+            );
+        }
         let url = str_of(&ann["runbook_url"], "runbook_url");
         let anchor = format!("docs/runbook.md#{}", name.to_lowercase());
         assert!(url.ends_with(&anchor), "{name}: runbook_url {url}");
@@ -255,16 +264,26 @@ fn dashboard_filters_by_its_variables() {
         }
     }
     for (title, expr) in dashboard_queries(&d) {
-        // Every selector of the expression, not just one of them, is filtered.
-        for m in metric_names(&expr) {
+        // Every selector of the expression, not just one of them, is filtered:
+        // an instance's samples by content, and, since they carry no host,
+        // joined with greenplum_instance_info filtered by host.
+        let names = metric_names(&expr);
+        let per_instance = names
+            .iter()
+            .any(|m| !cluster_level.is_match(m) && m != "greenplum_instance_info");
+        if per_instance {
+            assert!(
+                names.contains("greenplum_instance_info"),
+                "{title}: per-instance series not joined with greenplum_instance_info"
+            );
+        }
+        for m in names {
             let filters: &[&str] = if cluster_level.is_match(&m) {
                 &["cluster=~\"$cluster\""]
+            } else if m == "greenplum_instance_info" {
+                &["cluster=~\"$cluster\"", "hostname=~\"$hostname\""]
             } else {
-                &[
-                    "cluster=~\"$cluster\"",
-                    "hostname=~\"$hostname\"",
-                    "content=~\"$content\"",
-                ]
+                &["cluster=~\"$cluster\"", "content=~\"$content\""]
             };
             let selector = Regex::new(&format!(r"(?-u:\b){m}\{{([^}}]*)\}}")).unwrap();
             let found: Vec<_> = selector.captures_iter(&expr).collect();

@@ -3,7 +3,7 @@
 //! The sync mode only where the content has a mirror: the coordinator row
 //! says `n` whenever there is no standby, as do unmirrored segments.
 
-use crate::metrics::{Desc, Writer};
+use crate::metrics::{render_labels, Desc, Writer};
 use crate::model::catalog::SegmentRow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,13 +25,9 @@ static COUNTS: Desc = Desc::gauge(
     "Catalog rows by role (p/m) and status (u/d); the coordinator rows included.",
 );
 
-/// Writes catalog series; `labels_of` gives each row's instance labels.
-pub fn write(
-    rows: &[SegmentRow],
-    cluster_labels: &str,
-    labels_of: impl Fn(&SegmentRow) -> String,
-    out: &mut Writer,
-) {
+/// Writes catalog series of `cluster`, one per row by its dbid (which stays
+/// with a row across failovers; `greenplum_instance_info` describes it).
+pub fn write(rows: &[SegmentRow], cluster: &str, cluster_labels: &str, out: &mut Writer) {
     let mut counts: BTreeMap<(char, char), u32> = BTreeMap::new();
     // Without a mirror (or standby) mode is always n: that is no fault.
     let mirrored: BTreeSet<i16> = rows
@@ -40,7 +36,11 @@ pub fn write(
         .map(|r| r.content)
         .collect();
     for row in rows {
-        let l = labels_of(row);
+        let l = render_labels(&[
+            ("cluster", cluster),
+            ("content", &row.content.to_string()),
+            ("dbid", &row.dbid.to_string()),
+        ]);
         out.sample(&STATUS_UP, &l, &[], f64::from(u8::from(row.status == 'u')));
         let preferred = row.role == row.preferred_role;
         out.sample(&PREFERRED, &l, &[], f64::from(u8::from(preferred)));

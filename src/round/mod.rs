@@ -397,15 +397,14 @@ impl Runner {
         }
     }
 
+    /// The labels of a collected instance's samples: the cluster and the
+    /// content id, which name the acting primary (or the coordinator) at any
+    /// time. What describes it (dbid, role, host, port) changes on failover
+    /// and is in `greenplum_instance_info` instead, so series continue.
     fn labels_of(&self, row: &SegmentRow) -> String {
         render_labels(&[
             ("cluster", &self.cfg.name),
             ("content", &row.content.to_string()),
-            ("dbid", &row.dbid.to_string()),
-            ("role", &row.role.to_string()),
-            ("preferred_role", &row.preferred_role.to_string()),
-            ("hostname", &row.hostname),
-            ("port", &row.port.to_string()),
         ])
     }
 

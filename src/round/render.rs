@@ -8,6 +8,7 @@ use super::Runner;
 use crate::collect::{self, sessions};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
+use crate::model::catalog::SegmentRow;
 use crate::model::view::{CatalogView, ClusterView, Name};
 
 static CLUSTER_INFO: Desc = Desc::gauge(
@@ -45,6 +46,12 @@ static PENDING: Desc = Desc::gauge(
     "Collections still running after their round's deadline (hung or very slow instances); \
      at most one per instance.",
 );
+static INSTANCE_INFO: Desc = Desc::gauge(
+    "greenplum_instance_info",
+    "One per catalog row (coordinator, primaries, mirrors, standby): what describes it. Samples \
+     of collected instances carry only cluster and content; join them on(cluster, content) with \
+     role=\"p\" for the acting primary, catalog series on(cluster, dbid).",
+);
 static TOPOLOGY_REFRESHES: Desc = Desc::counter(
     "greenplum_exporter_topology_refreshes_total",
     "Reads of gp_segment_configuration by result (success or error).",
@@ -72,13 +79,9 @@ impl Runner {
             sessions::write(attribution, &instances, &ctx, &mut w);
         }
         if self.cfg.collector_enabled(CollectorName::Topology) {
-            collect::topology::write(
-                &self.catalog,
-                &self.cluster_labels,
-                |r| self.labels_of(r),
-                &mut w,
-            );
+            collect::topology::write(&self.catalog, &self.cfg.name, &self.cluster_labels, &mut w);
         }
+        self.render_info(&targets, &mut w);
         self.render_cluster(&mut w);
         let observations = self
             .digest
@@ -116,6 +119,28 @@ impl Runner {
             attribution: self.digest.attribution.clone(),
         };
         (w, view, observations)
+    }
+
+    /// `greenplum_instance_info` of every catalog row; before the catalog
+    /// was read, of the instances tried (the coordinator).
+    fn render_info(&self, targets: &[&Target], w: &mut Writer) {
+        let rows: Vec<&SegmentRow> = match self.catalog.is_empty() {
+            true => targets.iter().map(|t| &t.row).collect(),
+            false => self.catalog.iter().collect(),
+        };
+        for row in rows {
+            let labels = [
+                ("cluster", self.cfg.name.as_str()),
+                ("content", &row.content.to_string()),
+                ("dbid", &row.dbid.to_string()),
+                ("role", &row.role.to_string()),
+                ("preferred_role", &row.preferred_role.to_string()),
+                ("hostname", &row.hostname),
+                ("address", &row.address),
+                ("port", &row.port.to_string()),
+            ];
+            w.sample(&INSTANCE_INFO, "", &labels, 1.0);
+        }
     }
 
     fn render_cluster(&self, w: &mut Writer) {

@@ -233,6 +233,14 @@ pub struct Standby {
     pub datadir: PathBuf,
 }
 
+impl Standby {
+    /// Promotes the standby to a primary (`pg_ctl promote`, waiting until it
+    /// accepts writes), as FTS does with a mirror when its primary fails.
+    pub fn promote(&self) -> Result<()> {
+        pg_ctl(&self.user, &self.datadir, &["promote"])
+    }
+}
+
 impl Drop for Standby {
     fn drop(&mut self) {
         let _ = pg_ctl(&self.user, &self.datadir, &["stop", "-m", "immediate"]);
@@ -517,9 +525,22 @@ impl Cluster {
         login: Login,
         mode: Mode,
     ) -> Result<Client, tokio_postgres::Error> {
+        self.connect_at(self.instance(content).port, db, login, mode)
+            .await
+    }
+
+    /// Like [`Cluster::connect`], to whatever server of this cluster listens
+    /// on `port` (a standby, say).
+    pub async fn connect_at(
+        &self,
+        port: u16,
+        db: &str,
+        login: Login,
+        mode: Mode,
+    ) -> Result<Client, tokio_postgres::Error> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host("127.0.0.1")
-            .port(self.instance(content).port)
+            .port(port)
             .dbname(db)
             .user(login.user())
             .password(login.password())
