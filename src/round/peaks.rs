@@ -83,11 +83,16 @@ impl Peaks {
     }
 
     /// Writes each instance's peaks. Since-the-previous-scrape peaks then
-    /// start over from the latest round.
-    pub fn scrape(&mut self, w: &mut Writer) {
+    /// start over from the latest round; returns whether that changed them
+    /// (otherwise the next scrape before a round writes the same).
+    pub fn scrape(&mut self, w: &mut Writer) -> bool {
+        let mut changed = false;
         for (labels, t) in &mut self.instances {
             let (used, headroom) = match self.window {
-                None => std::mem::replace(&mut t.peak, t.latest),
+                None => {
+                    changed |= t.peak != t.latest;
+                    std::mem::replace(&mut t.peak, t.latest)
+                }
                 Some(_) => t
                     .rounds
                     .iter()
@@ -96,6 +101,7 @@ impl Peaks {
             w.sample(&PEAK_USED, labels, &[], used);
             w.sample(&MIN_HEADROOM, labels, &[], headroom);
         }
+        changed
     }
 }
 

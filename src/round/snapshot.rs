@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// `/api/v1/incidents`, encoded when asked after a change, with the
     /// store's generation it is of.
     incidents_json: Mutex<(u64, Bytes)>,
+    /// The peaks section as last written, plain and gzipped, with the
+    /// peaks' generation it is of.
+    peaks_text: Mutex<(u64, Bytes, Option<Bytes>)>,
 }
 
 struct State {
@@ -54,6 +57,9 @@ struct State {
     clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
     /// Each cluster's peaks between scrapes.
     peaks: BTreeMap<String, Peaks>,
+    /// Counts changes of `peaks` (a round, or a scrape that started a new
+    /// interval), so a scrape that changes nothing reuses the last text.
+    peaks_generation: u64,
     /// Counts changes of `clusters`, so the JSON knows when it is stale.
     generation: u64,
     reload_ok: bool,
@@ -66,6 +72,7 @@ impl Snapshot {
             state: Mutex::new(State {
                 clusters: clusters.into_iter().map(|c| (c, None)).collect(),
                 peaks: BTreeMap::new(),
+                peaks_generation: 1,
                 generation: 1,
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
@@ -77,6 +84,7 @@ impl Snapshot {
             ready: AtomicBool::new(false),
             incidents,
             incidents_json: Mutex::new((0, Bytes::new())),
+            peaks_text: Mutex::new((0, Bytes::new(), None)),
         };
         snapshot.encode(&snapshot.lock());
         snapshot
@@ -107,6 +115,7 @@ impl Snapshot {
             .entry(cluster.to_owned())
             .or_insert_with(|| Peaks::new(peak_window))
             .observe(Instant::now(), observations, peak_window);
+        state.peaks_generation += 1;
         state.generation += 1;
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
@@ -163,32 +172,45 @@ impl Snapshot {
         *body = (body.0 + 1, Bytes::from(text));
     }
 
-    /// What a scrape of `/metrics` gets: the latest rounds' exposition
-    /// (encoded once per round, gzipped once per round for who asks), then
-    /// the peaks, written now since they depend on when the previous scrape
-    /// was. A gzip stream may hold several members, so the peaks are a
-    /// second, small gzip member after the cached one.
-    pub fn scrape(&self, gzip_wanted: bool) -> Bytes {
-        let mut peaks = Writer::default();
-        for p in self.lock().peaks.values_mut() {
-            p.scrape(&mut peaks);
-        }
+    /// What a scrape of `/metrics` gets, as two parts to send one after the
+    /// other: the latest rounds' exposition (encoded once per round, gzipped
+    /// once per round for who asks), then the peaks, which depend on when the
+    /// previous scrape was. A gzip stream may hold several members, so the
+    /// peaks are a second, small gzip member. Neither part is copied.
+    pub fn scrape(&self, gzip_wanted: bool) -> [Bytes; 2] {
         let body = if gzip_wanted {
             self.body_gzip()
         } else {
             self.body()
         };
-        let tail = peaks.encode();
-        if tail.is_empty() {
-            return body;
+        [body, self.peaks(gzip_wanted)]
+    }
+
+    /// The peaks section, written again only when the peaks changed since
+    /// it was last written (a round, or the start of a new interval).
+    fn peaks(&self, gzip_wanted: bool) -> Bytes {
+        // Always the state first, then the cache: one lock order.
+        let mut state = self.lock();
+        let mut cached = self.peaks_text.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != state.peaks_generation {
+            let mut w = Writer::default();
+            let mut changed = false;
+            for p in state.peaks.values_mut() {
+                changed |= p.scrape(&mut w);
+            }
+            *cached = (state.peaks_generation, Bytes::from(w.encode()), None);
+            if changed {
+                state.peaks_generation += 1;
+            }
         }
-        let mut out = Vec::with_capacity(body.len() + tail.len());
-        out.extend_from_slice(&body);
-        match gzip_wanted {
-            true => out.extend_from_slice(&gzip(tail.as_bytes())),
-            false => out.extend_from_slice(tail.as_bytes()),
+        if !gzip_wanted || cached.1.is_empty() {
+            return cached.1.clone();
         }
-        Bytes::from(out)
+        let text = cached.1.clone();
+        cached
+            .2
+            .get_or_insert_with(|| Bytes::from(gzip(&text)))
+            .clone()
     }
 
     /// The recorded incidents as JSON (`{"incidents": [...]}`, newest first).
@@ -297,5 +319,52 @@ mod tests {
         assert_eq!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
         snapshot.reloaded(false);
         assert_ne!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
+    }
+
+    #[test]
+    fn a_scrape_is_the_body_then_the_peaks_written_once_per_change() {
+        use std::io::Read;
+        let snapshot = Snapshot::new(["c".to_owned()], Arc::new(Store::in_memory(1)));
+        let view = ClusterView {
+            cluster: "c".into(),
+            family: None,
+            version: None,
+            round_finished_at: None,
+            instances: Vec::new(),
+            not_collected: Vec::new(),
+            attribution: None,
+        };
+        let round = |used: f64| {
+            vec![Observation {
+                labels: "cluster=\"c\",content=\"0\"".into(),
+                used,
+                headroom: 25.0 - used,
+            }]
+        };
+        snapshot.publish("c", Writer::default(), view.clone(), round(25.0), None);
+        snapshot.publish("c", Writer::default(), view, round(1.0), None);
+        let [body, peaks] = snapshot.scrape(false);
+        assert_eq!(body, snapshot.body());
+        let text = String::from_utf8(peaks.to_vec()).unwrap();
+        assert!(
+            text.contains("greenplum_connections_used_peak{cluster=\"c\",content=\"0\"} 25\n"),
+            "{text}"
+        );
+        // The next scrape starts a new interval; the one after writes nothing new.
+        let [_, next] = snapshot.scrape(false);
+        assert!(String::from_utf8_lossy(&next).contains("_peak{cluster=\"c\",content=\"0\"} 1\n"));
+        let [_, again] = snapshot.scrape(false);
+        assert_eq!(again.as_ptr(), next.as_ptr());
+        // Gzipped: two members, which decode to the same text.
+        let [gz_body, gz_peaks] = snapshot.scrape(true);
+        let mut both = gz_body.to_vec();
+        both.extend_from_slice(&gz_peaks);
+        let mut plain = String::new();
+        flate2::read::MultiGzDecoder::new(&both[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        let mut expected = snapshot.body().to_vec();
+        expected.extend_from_slice(&again);
+        assert_eq!(plain.as_bytes(), &expected[..]);
     }
 }

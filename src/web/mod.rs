@@ -12,6 +12,7 @@ pub mod listener;
 
 use crate::round::snapshot::Snapshot;
 use crate::web::config::LiveWebConfig;
+use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -109,13 +110,43 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if accepts_gzip(&headers) {
         let encoding = (header::CONTENT_ENCODING, "gzip");
         let headers = [(header::CONTENT_TYPE, TEXT_FORMAT), encoding, vary];
-        (headers, s.snapshot.scrape(true)).into_response()
+        (headers, Parts::body(s.snapshot.scrape(true))).into_response()
     } else {
         (
             [(header::CONTENT_TYPE, TEXT_FORMAT), vary],
-            s.snapshot.scrape(false),
+            Parts::body(s.snapshot.scrape(false)),
         )
             .into_response()
+    }
+}
+
+/// A response body sent as the parts it is made of, without copying them
+/// into one buffer; its length is known, so it goes out with Content-Length.
+struct Parts(std::collections::VecDeque<Bytes>);
+
+impl Parts {
+    fn body(parts: [Bytes; 2]) -> axum::body::Body {
+        axum::body::Body::new(Parts(parts.into_iter().filter(|p| !p.is_empty()).collect()))
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
     }
 }
 
