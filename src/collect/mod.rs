@@ -39,8 +39,9 @@ use crate::model::view::{CatalogView, ErrorView, InstanceView};
 /// One row of the combined statement.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
-    pub collector: String,
-    pub item: String,
+    /// The collector's tag ([`tag`]).
+    pub collector: &'static str,
+    pub item: std::borrow::Cow<'static, str>,
     /// The row's label values, in the order its collector's SQL gives them.
     pub labels: Vec<String>,
     pub value: f64,
