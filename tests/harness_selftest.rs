@@ -4,8 +4,9 @@
 use anyhow::Result;
 use gpemu_harness::{
     is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
-    ALLOW_UTILITY_PREPARE, SCRATCH_TABLE,
+    ALLOW_UTILITY_PREPARE, ORDINARY_USER, SCRATCH_TABLE,
 };
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::{DbError, SqlState};
 
@@ -768,7 +769,59 @@ async fn dropping_the_cluster_stops_a_standby_still_running(family: Family) -> R
     Ok(())
 }
 
+/// Opens a connection to an instance as the ordinary role that stops in
+/// authentication: its backend holds a connection slot but is not shown in
+/// `pg_stat_activity` yet (as one that is leaving is no longer).
+fn unauthenticated_backend(port: u16, family: Family) -> Result<std::net::TcpStream> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let options = family.utility_options();
+    let mut body = 196_608_i32.to_be_bytes().to_vec(); // protocol 3.0
+    for (key, value) in [
+        ("user", ORDINARY_USER),
+        ("database", "postgres"),
+        ("options", options.as_str()),
+    ] {
+        for text in [key, value] {
+            body.extend_from_slice(text.as_bytes());
+            body.push(0);
+        }
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    stream.write_all(&packet)?;
+    // The password request comes from a backend that has its slot.
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut kind = [0u8; 1];
+    stream.read_exact(&mut kind)?;
+    assert_eq!(&kind, b"R", "an authentication request");
+    Ok(stream)
+}
+
+async fn fill_waits_for_slots_of_backends_not_shown(family: Family) -> Result<()> {
+    let settings = InstanceSettings::SEGMENT;
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let stuck = unauthenticated_backend(cluster.instance(0).port, family)?;
+    let free = "SELECT gpemu_free_slots()::bigint";
+    let before = cluster.query_i64(0, free).await?;
+    assert_eq!(
+        before,
+        settings.max_connections as i64 - 2,
+        "it and the check"
+    );
+    // The backend goes once the client hangs up, a while after fill starts.
+    let hang_up = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(stuck);
+    });
+    let held = cluster.fill(0).await?;
+    hang_up.await?;
+    assert_eq!(held.len() as u32, settings.ordinary_slots());
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
+    fill_waits_for_slots_of_backends_not_shown,
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
     version_names_the_emulated_family,

@@ -15,6 +15,8 @@
  *		  in shared memory, read by the SQL functions gpemu_sess_id() and
  *		  gpemu_is_writer() on which the replacement views in sql/gp6.sql and
  *		  sql/gp7.sql are built;
+ *		- gpemu_free_slots(), the connection slots free as admission counts
+ *		  them, with which the harness waits for departing backends;
  *		- the refusal of what the family's real server does not have, so that
  *		  a test fails where the real server would: setting names (at
  *		  connection start, in SET / SHOW / ALTER ... SET, and as constant
@@ -76,6 +78,7 @@ void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(gpemu_sess_id);
 PG_FUNCTION_INFO_V1(gpemu_is_writer);
+PG_FUNCTION_INFO_V1(gpemu_free_slots);
 PG_FUNCTION_INFO_V1(gpemu_setting_exists);
 
 /* Connection slots GP6+ segments keep free for the FTS prober. */
@@ -710,6 +713,24 @@ gpemu_is_writer(PG_FUNCTION_ARGS)
 	if (lookup_backend(PG_GETARG_INT32(0), &backend))
 		PG_RETURN_BOOL(backend.is_writer);
 	PG_RETURN_BOOL(false);
+}
+
+/*
+ * gpemu_free_slots() returns int4: the connection slots free for client
+ * backends right now, counted the way admission counts them.  A session
+ * that closes leaves pg_stat_activity before it gives its slot back, so a
+ * test that fills an instance compares the two to wait until no slot is held
+ * by a backend still starting or already leaving.
+ */
+Datum
+gpemu_free_slots(PG_FUNCTION_ARGS)
+{
+	int			n = 0;
+
+	/* ProcGlobal's free list is private to proc.c; HaveNFreeProcs() is not. */
+	while (n < MaxConnections && HaveNFreeProcs(n + 1))
+		n++;
+	PG_RETURN_INT32(n);
 }
 
 /* gpemu_setting_exists(name text) returns bool: the family has this setting. */

@@ -10,6 +10,8 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_sess_id(integer) RETURNS integer
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_sess_id';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_is_writer(integer) RETURNS boolean
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_is_writer';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_free_slots() RETURNS integer
+    LANGUAGE c AS 'gpemu', 'gpemu_free_slots';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
 

@@ -286,9 +286,12 @@ impl Cluster {
 
     /// Opens idle ordinary-role sessions until the instance refuses one with
     /// SQLSTATE 53300, i.e. until `max_connections - superuser_reserved_connections`
-    /// slots are in use. Superusers can still connect afterwards.
+    /// slots are in use. Superusers can still connect afterwards. Sessions
+    /// closed just before still hold their slots while their backends exit, so
+    /// it first waits for them ([`Cluster::settle_slots`]).
     pub async fn fill(&self, content: i16) -> Result<Held> {
         let limit = self.instance(content).settings.max_connections as usize;
+        self.settle_slots(content).await?;
         let mut held = Held::default();
         loop {
             match self.connect(content, Login::Ordinary, Mode::Utility).await {
@@ -336,6 +339,55 @@ impl Cluster {
         )
         .await?;
         Ok(guard)
+    }
+
+    /// Waits until every connection slot in use on an instance belongs to a
+    /// session `pg_stat_activity` shows, i.e. until no backend still starting
+    /// or already leaving holds one: a closed or terminated session leaves the
+    /// view before its backend gives the slot back. The backend of its own
+    /// check session is gone too when it returns.
+    pub async fn settle_slots(&self, content: i16) -> Result<()> {
+        let client = self.admin(content).await?;
+        let own = backend_pid(&client).await?;
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            // Free slots first, then the sessions shown: a backend leaving in
+            // between is then missing from the second count, never counted
+            // as shown while its slot is taken.
+            let row = client
+                .query_one(
+                    "SELECT gpemu_free_slots(), current_setting('max_connections')::integer",
+                    &[],
+                )
+                .await?;
+            let (free, max): (i32, i32) = (row.get(0), row.get(1));
+            let shown: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_get_activity(NULL) \
+                     WHERE backend_type = 'client backend'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if i64::from(free) + shown == i64::from(max) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "content {content}: {} slots still held by backends not shown after {SETTLE_TIMEOUT:?}",
+                    i64::from(max - free) - shown
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(client);
+        while crate::process::is_alive(own) {
+            if Instant::now() > deadline {
+                bail!("content {content}: the backend {own} of a closed session still runs after {SETTLE_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Polls a boolean query on an instance (superuser, utility mode) until it is true.
