@@ -4,7 +4,7 @@
 use anyhow::Result;
 use gpemu_harness::{
     is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
-    ALLOW_UTILITY_PREPARE, ORDINARY_USER, SCRATCH_TABLE,
+    ALLOW_UTILITY_PREPARE, APPLICATION_NAME, ORDINARY_USER, SCRATCH_TABLE,
 };
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -769,6 +769,73 @@ async fn dropping_the_cluster_stops_a_standby_still_running(family: Family) -> R
     Ok(())
 }
 
+/// The session id a connection's own backend shows: `sess_id` in
+/// `pg_stat_activity`, `mppsessionid` of its own lock, `SHOW gp_session_id`.
+async fn own_session_ids(client: &tokio_postgres::Client) -> Result<(i32, i32, String)> {
+    let sess_id: i32 = client
+        .query_one(
+            "SELECT sess_id FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await?
+        .get(0);
+    let lock: i32 = client
+        .query_one(
+            "SELECT mppsessionid FROM pg_locks \
+             WHERE pid = pg_backend_pid() AND locktype = 'virtualxid'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let shown: String = client.query_one("SHOW gp_session_id", &[]).await?.get(0);
+    Ok((sess_id, lock, shown))
+}
+
+async fn coordinator_gives_every_session_a_positive_sess_id(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let utility = cluster.connect(-1, Login::Ordinary, Mode::Utility).await?;
+    let plain = cluster.connect(-1, Login::Ordinary, Mode::Plain).await?;
+    let (utility_id, _, _) = own_session_ids(&utility).await?;
+    let (plain_id, _, _) = own_session_ids(&plain).await?;
+    // Counted from 10000, above the ids tests declare.
+    assert!(utility_id >= 10000, "{utility_id}");
+    assert!(plain_id >= 10000, "{plain_id}");
+    assert_ne!(utility_id, plain_id);
+    for (client, id) in [(&utility, utility_id), (&plain, plain_id)] {
+        assert_eq!(own_session_ids(client).await?, (id, id, id.to_string()));
+    }
+
+    // A coordinator backend of a distributed session keeps the id it declares.
+    let declared = Mode::Dispatcher {
+        session_id: 42,
+        application_name: APPLICATION_NAME,
+    };
+    let dispatcher = cluster.connect(-1, Login::Ordinary, declared).await?;
+    assert_eq!(
+        own_session_ids(&dispatcher).await?,
+        (42, 42, "42".to_owned())
+    );
+
+    // On a segment a utility session has none.
+    let segment = cluster.connect(0, Login::Ordinary, Mode::Utility).await?;
+    assert_eq!(own_session_ids(&segment).await?, (-1, -1, "-1".to_owned()));
+
+    // A walsender is no client session: a standby of the coordinator.
+    let _standby = cluster.start_standby(-1).await?;
+    let walsenders = cluster
+        .admin(-1)
+        .await?
+        .query(
+            "SELECT gpemu_sess_id(pid) FROM pg_stat_get_activity(NULL) \
+             WHERE backend_type = 'walsender'",
+            &[],
+        )
+        .await?;
+    let ids: Vec<i32> = walsenders.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [-1]);
+    Ok(())
+}
+
 /// Opens a connection to an instance as the ordinary role that stops in
 /// authentication: its backend holds a connection slot but is not shown in
 /// `pg_stat_activity` yet (as one that is leaving is no longer).
@@ -821,6 +888,7 @@ async fn fill_waits_for_slots_of_backends_not_shown(family: Family) -> Result<()
 }
 
 gpemu_harness::for_each_family!(
+    coordinator_gives_every_session_a_positive_sess_id,
     fill_waits_for_slots_of_backends_not_shown,
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,

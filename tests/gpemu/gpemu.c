@@ -11,10 +11,11 @@
  *		  the last slot kept for the FTS prober), the family-specific
  *		  refusal of the other family's utility-mode option and, on GP6
  *		  (PostgreSQL 9.4), walsenders counted against max_connections;
- *		- a per-backend record of the declared gp_session_id / gp_is_writer
- *		  in shared memory, read by the SQL functions gpemu_sess_id() and
- *		  gpemu_is_writer() on which the replacement views in sql/gp6.sql and
- *		  sql/gp7.sql are built;
+ *		- a per-backend record in shared memory of the declared
+ *		  gp_session_id / gp_is_writer (on the coordinator, a session that
+ *		  declares none gets the next id of a counter, as on Greenplum), read
+ *		  by the SQL functions gpemu_sess_id() and gpemu_is_writer() on which
+ *		  the replacement views in sql/gp6.sql and sql/gp7.sql are built;
  *		- gpemu_free_slots(), the connection slots free as admission counts
  *		  them, with which the harness waits for departing backends;
  *		- the refusal of what the family's real server does not have, so that
@@ -83,6 +84,13 @@ PG_FUNCTION_INFO_V1(gpemu_setting_exists);
 
 /* Connection slots GP6+ segments keep free for the FTS prober. */
 #define GPEMU_FTS_RESERVED_SLOTS 1
+
+/*
+ * First session id the coordinator gives a session that declares none.  Far
+ * above the ids tests declare for the distributed sessions they play, so the
+ * two never meet.
+ */
+#define GPEMU_FIRST_SESS_ID 10000
 
 /*
  * Longest entry of the catalog lists, terminator included: a function
@@ -172,8 +180,8 @@ typedef struct GpemuVerdict
 static HTAB *verdicts = NULL;
 
 /*
- * What one client backend declared at connection time.  pid = 0 marks a
- * free slot.
+ * What one client backend declared at connection time, or was given.
+ * pid = 0 marks a free slot.
  */
 typedef struct GpemuBackend
 {
@@ -184,7 +192,8 @@ typedef struct GpemuBackend
 
 typedef struct GpemuShared
 {
-	LWLock	   *lock;			/* protects slots[] */
+	LWLock	   *lock;			/* protects next_sess_id and slots[] */
+	int			next_sess_id;	/* the coordinator's next session id */
 	int			nslots;
 	GpemuBackend slots[FLEXIBLE_ARRAY_MEMBER];	/* indexed by BackendId */
 } GpemuShared;
@@ -239,6 +248,7 @@ gpemu_shmem_startup(void)
 	{
 		memset(gpemu_shared, 0, gpemu_shmem_size());
 		gpemu_shared->lock = &(GetNamedLWLockTranche("gpemu"))->lock;
+		gpemu_shared->next_sess_id = GPEMU_FIRST_SESS_ID;
 		gpemu_shared->nslots = MaxBackends + 1;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -505,6 +515,7 @@ register_backend(const GpemuStartupOptions *opts)
 	GpemuBackend *slot;
 	int			sess_id = -1;
 	bool		is_writer = false;
+	bool		given_id;
 
 	if (gpemu_shared == NULL || MyBackendId <= 0 ||
 		MyBackendId >= gpemu_shared->nslots)
@@ -521,8 +532,17 @@ register_backend(const GpemuStartupOptions *opts)
 		!parse_bool(opts->is_writer, &is_writer))
 		is_writer = false;
 
+	/*
+	 * The coordinator gives every session an id of its own, utility-mode
+	 * sessions included; only the connections that play a coordinator
+	 * backend of a given distributed session declare theirs.
+	 */
+	given_id = gp_contentid < 0 && sess_id <= 0;
+
 	slot = &gpemu_shared->slots[MyBackendId];
 	LWLockAcquire(gpemu_shared->lock, LW_EXCLUSIVE);
+	if (given_id)
+		sess_id = gpemu_shared->next_sess_id++;
 	slot->pid = MyProcPid;
 	slot->sess_id = sess_id;
 	slot->is_writer = is_writer;
@@ -530,6 +550,18 @@ register_backend(const GpemuStartupOptions *opts)
 
 	/* Also runs when PostgreSQL itself rejects the connection later on. */
 	before_shmem_exit(gpemu_backend_exit, Int32GetDatum(MyBackendId));
+
+	/*
+	 * SHOW gp_session_id tells the given id, as on Greenplum; the override
+	 * outranks a -1 sent in the startup options, applied after this hook.
+	 */
+	if (given_id)
+	{
+		char		value[16];
+
+		snprintf(value, sizeof(value), "%d", sess_id);
+		SetConfigOption("gp_session_id", value, PGC_BACKEND, PGC_S_OVERRIDE);
+	}
 }
 
 /* Walsenders running now, as pg_stat_replication lists them. */
