@@ -4,7 +4,7 @@
 use anyhow::Result;
 use gpemu_harness::{
     is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
-    ALLOW_UTILITY_PREPARE, APPLICATION_NAME, ORDINARY_USER, SCRATCH_TABLE,
+    WaitReason, ALLOW_UTILITY_PREPARE, APPLICATION_NAME, ORDINARY_USER, SCRATCH_TABLE,
 };
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -836,6 +836,160 @@ async fn coordinator_gives_every_session_a_positive_sess_id(family: Family) -> R
     Ok(())
 }
 
+/// What `pg_stat_activity` shows of why these backends wait, in pid order:
+/// GP6 `waiting` and `waiting_reason`, GP7 `wait_event_type` and `wait_event`
+/// (`-` for NULL).
+async fn shown_waits(
+    client: &tokio_postgres::Client,
+    family: Family,
+    pids: &[i32],
+) -> Result<Vec<(String, String)>> {
+    let sql = match family {
+        Family::Gp6 => {
+            "SELECT CASE WHEN waiting THEN 'true' ELSE 'false' END, \
+                    coalesce(waiting_reason, '-') \
+             FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid"
+        }
+        Family::Gp7 => {
+            "SELECT coalesce(wait_event_type, '-'), coalesce(wait_event, '-') \
+             FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid"
+        }
+    };
+    let rows = client.query(sql, &[&pids]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn declared_wait_reasons_show_in_the_familys_views(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    for content in [-1, 0] {
+        let admin = cluster.admin(content).await?;
+        for reason in WaitReason::ALL {
+            let held = cluster
+                .waiting_sessions(content, 2, reason, Login::Ordinary)
+                .await?;
+            let mut pids = held.pids.clone();
+            pids.sort();
+            let expected = match family {
+                Family::Gp6 => ("true".to_owned(), reason.gp6_waiting_reason().to_owned()),
+                Family::Gp7 => (
+                    reason.gp7_wait_event().to_owned(),
+                    reason.gp7_wait_event().to_owned(),
+                ),
+            };
+            assert_eq!(
+                shown_waits(&admin, family, &pids).await?,
+                [expected.clone(), expected],
+                "content {content}, {reason:?}"
+            );
+
+            // A resource queue wait is an ungranted lock of Greenplum's type on
+            // the default queue, in the backend's own virtual transaction.
+            let locks = admin
+                .query(
+                    "SELECT l.pid, l.locktype, l.mode, l.objid::text, l.classid IS NULL, \
+                            l.relation IS NULL, l.mppsessionid, l.mppiswriter, l.gp_segment_id, \
+                            l.database = a.datid, l.virtualtransaction = v.virtualxid, \
+                            a.sess_id \
+                     FROM pg_locks l \
+                     JOIN pg_stat_activity a ON a.pid = l.pid \
+                     LEFT JOIN pg_locks v ON v.pid = l.pid AND v.locktype = 'virtualxid' \
+                                         AND v.granted \
+                     WHERE NOT l.granted AND l.pid = ANY($1) ORDER BY l.pid",
+                    &[&pids],
+                )
+                .await?;
+            if reason == WaitReason::ResourceQueue {
+                assert_eq!(locks.len(), 2, "content {content}");
+                for (row, pid) in locks.iter().zip(&pids) {
+                    let sess_id: i32 = row.get(11);
+                    assert_eq!(row.get::<_, i32>(0), *pid);
+                    assert_eq!(row.get::<_, &str>(1), "resource queue");
+                    assert_eq!(row.get::<_, &str>(2), "ExclusiveLock");
+                    assert_eq!(row.get::<_, &str>(3), "6055");
+                    assert!(row.get::<_, bool>(4) && row.get::<_, bool>(5));
+                    assert_eq!(row.get::<_, i32>(6), sess_id);
+                    assert!(!row.get::<_, bool>(7));
+                    assert_eq!(row.get::<_, i32>(8), i32::from(content));
+                    assert!(row.get::<_, bool>(9) && row.get::<_, bool>(10));
+                    if content < 0 {
+                        assert!(sess_id >= 10000, "{sess_id}");
+                    } else {
+                        assert_eq!(sess_id, -1);
+                    }
+                }
+            } else {
+                assert!(locks.is_empty(), "content {content}, {reason:?}");
+            }
+            drop(held);
+        }
+
+        // Declared but idle: a session waits only while it runs a statement.
+        let idle = cluster
+            .connect(
+                content,
+                Login::Ordinary,
+                Mode::UtilityWith("-c gpemu.wait_reason=resource_queue"),
+            )
+            .await?;
+        let pid: i32 = idle.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+        cluster
+            .wait_until(
+                content,
+                &format!("SELECT state = 'idle' FROM pg_stat_activity WHERE pid = {pid}"),
+            )
+            .await?;
+        let not_waiting = match family {
+            Family::Gp6 => ("false", "-"),
+            Family::Gp7 => ("Client", "ClientRead"),
+        };
+        let shown = shown_waits(&admin, family, &[pid]).await?;
+        assert_eq!(
+            shown,
+            [(not_waiting.0.to_owned(), not_waiting.1.to_owned())]
+        );
+        let ungranted: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1",
+                &[&pid],
+            )
+            .await?
+            .get(0);
+        assert_eq!(ungranted, 0);
+    }
+
+    // A coordinator session with a known id, queued before it dispatched:
+    // nothing of it on the segments.
+    let queued = Mode::Dispatcher {
+        session_id: 77,
+        application_name: "queued",
+    };
+    let held = cluster
+        .waiting_sessions_as(-1, 1, queued, WaitReason::ResourceGroup, Login::Ordinary)
+        .await?;
+    let row = cluster
+        .admin(-1)
+        .await?
+        .query_one(
+            "SELECT sess_id, application_name FROM pg_stat_activity WHERE pid = $1",
+            &[&held.pids[0]],
+        )
+        .await?;
+    assert_eq!(
+        (row.get::<_, i32>(0), row.get::<_, &str>(1)),
+        (77, "queued")
+    );
+    assert_eq!(
+        cluster
+            .query_i64(
+                0,
+                "SELECT count(*) FROM pg_stat_activity WHERE sess_id = 77"
+            )
+            .await?,
+        0
+    );
+    Ok(())
+}
+
 /// Opens a connection to an instance as the ordinary role that stops in
 /// authentication: its backend holds a connection slot but is not shown in
 /// `pg_stat_activity` yet (as one that is leaving is no longer).
@@ -889,6 +1043,7 @@ async fn fill_waits_for_slots_of_backends_not_shown(family: Family) -> Result<()
 
 gpemu_harness::for_each_family!(
     coordinator_gives_every_session_a_positive_sess_id,
+    declared_wait_reasons_show_in_the_familys_views,
     fill_waits_for_slots_of_backends_not_shown,
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,

@@ -13,9 +13,12 @@
  *		  (PostgreSQL 9.4), walsenders counted against max_connections;
  *		- a per-backend record in shared memory of the declared
  *		  gp_session_id / gp_is_writer (on the coordinator, a session that
- *		  declares none gets the next id of a counter, as on Greenplum), read
- *		  by the SQL functions gpemu_sess_id() and gpemu_is_writer() on which
- *		  the replacement views in sql/gp6.sql and sql/gp7.sql are built;
+ *		  declares none gets the next id of a counter, as on Greenplum) and
+ *		  of a declared wait reason (gpemu.wait_reason, a test device for
+ *		  the resource group / resource queue / replication waits that only
+ *		  a real cluster produces), read by the SQL functions gpemu_sess_id(),
+ *		  gpemu_is_writer() and gpemu_wait_reason() on which the replacement
+ *		  views in sql/gp6.sql and sql/gp7.sql are built;
  *		- gpemu_free_slots(), the connection slots free as admission counts
  *		  them, with which the harness waits for departing backends;
  *		- the refusal of what the family's real server does not have, so that
@@ -79,6 +82,7 @@ void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(gpemu_sess_id);
 PG_FUNCTION_INFO_V1(gpemu_is_writer);
+PG_FUNCTION_INFO_V1(gpemu_wait_reason);
 PG_FUNCTION_INFO_V1(gpemu_free_slots);
 PG_FUNCTION_INFO_V1(gpemu_setting_exists);
 
@@ -127,6 +131,23 @@ static const struct config_enum_entry role_options[] = {
 	{NULL, 0, false}
 };
 
+/* Values of gpemu.wait_reason: what a session says it waits for. */
+typedef enum GpemuWaitReason
+{
+	GPEMU_WAIT_NONE,
+	GPEMU_WAIT_RESOURCE_GROUP,
+	GPEMU_WAIT_RESOURCE_QUEUE,
+	GPEMU_WAIT_REPLICATION
+} GpemuWaitReason;
+
+static const struct config_enum_entry wait_reason_options[] = {
+	{"none", GPEMU_WAIT_NONE, false},
+	{"resource_group", GPEMU_WAIT_RESOURCE_GROUP, false},
+	{"resource_queue", GPEMU_WAIT_RESOURCE_QUEUE, false},
+	{"replication", GPEMU_WAIT_REPLICATION, false},
+	{NULL, 0, false}
+};
+
 /* Server settings. */
 static int	gpemu_family = GPEMU_GP6;
 static int	gpemu_contentid = -1;
@@ -145,6 +166,7 @@ static int	gp_role = GPEMU_ROLE_DISPATCH;
 static int	gp_session_id = -1;
 static bool gp_is_writer = false;
 static bool gpemu_allow_utility_prepare = false;
+static int	declared_wait_reason = GPEMU_WAIT_NONE;	/* gpemu.wait_reason */
 
 /*
  * What the family's real server knows, loaded by the postmaster from
@@ -188,6 +210,7 @@ typedef struct GpemuBackend
 	int			pid;
 	int			sess_id;
 	bool		is_writer;
+	GpemuWaitReason wait_reason;
 } GpemuBackend;
 
 typedef struct GpemuShared
@@ -208,6 +231,7 @@ typedef struct GpemuStartupOptions
 	const char *role;
 	const char *session_id;
 	const char *is_writer;
+	const char *wait_reason;
 	const char *unknown_setting;	/* first one the family does not have */
 } GpemuStartupOptions;
 
@@ -434,6 +458,8 @@ collect_option(GpemuStartupOptions *opts, const char *name, const char *value)
 		opts->session_id = value;
 	else if (pg_strcasecmp(name, "gp_is_writer") == 0)
 		opts->is_writer = value;
+	else if (pg_strcasecmp(name, "gpemu.wait_reason") == 0)
+		opts->wait_reason = value;
 }
 
 /*
@@ -515,6 +541,7 @@ register_backend(const GpemuStartupOptions *opts)
 	GpemuBackend *slot;
 	int			sess_id = -1;
 	bool		is_writer = false;
+	GpemuWaitReason wait_reason = GPEMU_WAIT_NONE;
 	bool		given_id;
 
 	if (gpemu_shared == NULL || MyBackendId <= 0 ||
@@ -531,6 +558,14 @@ register_backend(const GpemuStartupOptions *opts)
 	if (opts->is_writer != NULL &&
 		!parse_bool(opts->is_writer, &is_writer))
 		is_writer = false;
+	if (opts->wait_reason != NULL)
+	{
+		for (int i = 0; wait_reason_options[i].name != NULL; i++)
+		{
+			if (pg_strcasecmp(opts->wait_reason, wait_reason_options[i].name) == 0)
+				wait_reason = wait_reason_options[i].val;
+		}
+	}
 
 	/*
 	 * The coordinator gives every session an id of its own, utility-mode
@@ -546,6 +581,7 @@ register_backend(const GpemuStartupOptions *opts)
 	slot->pid = MyProcPid;
 	slot->sess_id = sess_id;
 	slot->is_writer = is_writer;
+	slot->wait_reason = wait_reason;
 	LWLockRelease(gpemu_shared->lock);
 
 	/* Also runs when PostgreSQL itself rejects the connection later on. */
@@ -745,6 +781,21 @@ gpemu_is_writer(PG_FUNCTION_ARGS)
 	if (lookup_backend(PG_GETARG_INT32(0), &backend))
 		PG_RETURN_BOOL(backend.is_writer);
 	PG_RETURN_BOOL(false);
+}
+
+/*
+ * gpemu_wait_reason(pid int4) returns text: the declared gpemu.wait_reason
+ * (resource_group, resource_queue or replication), NULL for none.
+ */
+Datum
+gpemu_wait_reason(PG_FUNCTION_ARGS)
+{
+	GpemuBackend backend;
+
+	if (lookup_backend(PG_GETARG_INT32(0), &backend) &&
+		backend.wait_reason != GPEMU_WAIT_NONE)
+		PG_RETURN_TEXT_P(cstring_to_text(wait_reason_options[backend.wait_reason].name));
+	PG_RETURN_NULL();
 }
 
 /*
@@ -1430,6 +1481,15 @@ _PG_init(void)
 							 "A test shortcut: real Greenplum 6 refuses it in utility mode.",
 							 &gpemu_allow_utility_prepare,
 							 false,
+							 PGC_BACKEND,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("gpemu.wait_reason",
+							 "What this session says it waits for while it runs a statement.",
+							 "A test device: none, resource_group, resource_queue or replication, shown by pg_stat_activity and pg_locks.",
+							 &declared_wait_reason,
+							 GPEMU_WAIT_NONE,
+							 wait_reason_options,
 							 PGC_BACKEND,
 							 0,
 							 NULL, NULL, NULL);

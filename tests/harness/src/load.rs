@@ -1,7 +1,8 @@
 //! Load helpers: put real sessions, transactions and lock waits on an instance.
 
 use crate::cluster::{Cluster, Login, Mode};
-use crate::SCRATCH_TABLE;
+use crate::family::Family;
+use crate::{DATABASE, SCRATCH_TABLE};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -101,6 +102,59 @@ pub enum SessionState {
     Active,
 }
 
+/// Why a session waits, declared at connection start with `gpemu.wait_reason`:
+/// a test device standing in for the waits only a real cluster produces (see
+/// docs/emulation.md). The session shows the wait while it runs a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Queued for a slot of its resource group.
+    ResourceGroup,
+    /// Queued in a resource queue: an ungranted `resource queue` lock.
+    ResourceQueue,
+    /// Waiting for synchronous replication to the mirror or standby.
+    Replication,
+}
+
+impl WaitReason {
+    pub const ALL: [WaitReason; 3] = [
+        WaitReason::ResourceGroup,
+        WaitReason::ResourceQueue,
+        WaitReason::Replication,
+    ];
+
+    /// Value of `gpemu.wait_reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "resource_group",
+            WaitReason::ResourceQueue => "resource_queue",
+            WaitReason::Replication => "replication",
+        }
+    }
+
+    /// The startup option that declares it.
+    pub fn startup_option(self) -> String {
+        format!("-c gpemu.wait_reason={}", self.name())
+    }
+
+    /// `waiting_reason` on Greenplum 6: a resource queue wait is a lock wait.
+    pub fn gp6_waiting_reason(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "resgroup",
+            WaitReason::ResourceQueue => "lock",
+            WaitReason::Replication => "replication",
+        }
+    }
+
+    /// `wait_event_type`, and `wait_event` too, on Greenplum 7.
+    pub fn gp7_wait_event(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "ResourceGroup",
+            WaitReason::ResourceQueue => "ResourceQueue",
+            WaitReason::Replication => "Replication",
+        }
+    }
+}
+
 async fn backend_pid(client: &Client) -> Result<i32> {
     Ok(client
         .query_one("SELECT pg_backend_pid()", &[])
@@ -141,6 +195,69 @@ impl Cluster {
             content,
             &format!(
                 "SELECT count(*) = {k} FROM pg_stat_activity WHERE state = '{wanted}' AND pid IN ({})",
+                pid_list(&held.pids)
+            ),
+        )
+        .await?;
+        Ok(held)
+    }
+
+    /// Opens `k` sessions of `login` that declare they wait for `reason` (see
+    /// [`WaitReason`]) and leaves them running `SELECT pg_sleep(3600)`; returns
+    /// once the instance shows them waiting for it. On a segment they are
+    /// utility-mode sessions, on the coordinator client sessions, each with a
+    /// session id of its own.
+    pub async fn waiting_sessions(
+        &self,
+        content: i16,
+        k: usize,
+        reason: WaitReason,
+        login: Login,
+    ) -> Result<Held> {
+        let mode = if content < 0 {
+            Mode::Plain
+        } else {
+            Mode::Utility
+        };
+        self.waiting_sessions_as(content, k, mode, reason, login)
+            .await
+    }
+
+    /// Like [`Cluster::waiting_sessions`], presenting themselves as `mode`:
+    /// e.g. [`Mode::Dispatcher`] for a coordinator session with a known id,
+    /// queued before it dispatched anything (it holds no executors).
+    pub async fn waiting_sessions_as(
+        &self,
+        content: i16,
+        k: usize,
+        mode: Mode,
+        reason: WaitReason,
+        login: Login,
+    ) -> Result<Held> {
+        let option = reason.startup_option();
+        let mut held = Held::default();
+        for _ in 0..k {
+            let client = self
+                .connect_with(content, DATABASE, login, mode, Some(&option))
+                .await?;
+            held.hold_busy(client, "SELECT pg_sleep(3600)".into())
+                .await?;
+        }
+        let shown = match self.family() {
+            Family::Gp6 => format!(
+                "waiting AND waiting_reason = '{}'",
+                reason.gp6_waiting_reason()
+            ),
+            Family::Gp7 => format!(
+                "wait_event_type = '{0}' AND wait_event = '{0}'",
+                reason.gp7_wait_event()
+            ),
+        };
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) = {k} FROM pg_stat_activity \
+                 WHERE state = 'active' AND {shown} AND pid IN ({})",
                 pid_list(&held.pids)
             ),
         )
