@@ -1041,7 +1041,48 @@ async fn fill_waits_for_slots_of_backends_not_shown(family: Family) -> Result<()
     Ok(())
 }
 
+async fn gp6_answers_to_the_94_names_of_the_wal_functions(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let position = client
+        .query_one(
+            "SELECT pg_xlog_location_diff(pg_current_xlog_location(), '0/0') > 0, \
+                    length(pg_xlogfile_name(pg_current_xlog_location())), \
+                    (pg_xlogfile_name_offset(pg_current_xlog_location())).file_name \
+                        = pg_xlogfile_name(pg_current_xlog_location()), \
+                    pg_last_xlog_receive_location() IS NULL, \
+                    pg_current_xlog_insert_location() >= pg_current_xlog_location()",
+            &[],
+        )
+        .await;
+    match family {
+        Family::Gp6 => {
+            let row = position?;
+            assert!(row.get::<_, bool>(0));
+            assert_eq!(row.get::<_, i32>(1), 24);
+            assert!(row.get::<_, bool>(2) && row.get::<_, bool>(3) && row.get::<_, bool>(4));
+            // PostgreSQL's own answer on a primary, under the 9.4 name.
+            let paused = client
+                .query_one("SELECT pg_is_xlog_replay_paused()", &[])
+                .await;
+            assert_refused(
+                paused,
+                &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "recovery is not in progress",
+            );
+        }
+        // Greenplum 7 is PostgreSQL 12: the new names only.
+        Family::Gp7 => assert_refused(
+            position,
+            &SqlState::UNDEFINED_FUNCTION,
+            "function pg_current_xlog_location() does not exist",
+        ),
+    }
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
+    gp6_answers_to_the_94_names_of_the_wal_functions,
     coordinator_gives_every_session_a_positive_sess_id,
     declared_wait_reasons_show_in_the_familys_views,
     fill_waits_for_slots_of_backends_not_shown,

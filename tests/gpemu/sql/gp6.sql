@@ -17,6 +17,29 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_free_slots() RETURNS integer
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
 
+-- Greenplum 6's (PostgreSQL 9.4's) names of the WAL position functions that
+-- PostgreSQL 10 renamed (xlog -> wal, location -> lsn): PostgreSQL 15 has only
+-- the new names, which GP6 lacks.  Monitoring tools call the old ones on a 9.4
+-- server (postgres_exporter, which reads the version from version(), in its
+-- replication queries).  The same built-in code under the 9.4 name.
+CREATE OR REPLACE FUNCTION pg_catalog.pg_current_xlog_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_current_wal_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_current_xlog_insert_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_current_wal_insert_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_last_xlog_receive_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_last_wal_receive_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_last_xlog_replay_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_last_wal_replay_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlog_location_diff(pg_lsn, pg_lsn) RETURNS numeric
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_wal_lsn_diff';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlogfile_name(pg_lsn) RETURNS text
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_walfile_name';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlogfile_name_offset(lsn pg_lsn,
+        OUT file_name text, OUT file_offset integer) RETURNS record
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_walfile_name_offset';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_is_xlog_replay_paused() RETURNS boolean
+    LANGUAGE internal VOLATILE STRICT AS 'pg_is_wal_replay_paused';
+
 -- The exporter detects the family from version(); server_version_num stays 15xxxx.
 CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
