@@ -4,8 +4,9 @@
 use anyhow::Result;
 use gpemu_harness::{
     is_alive, Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
-    ALLOW_UTILITY_PREPARE, SCRATCH_TABLE,
+    WaitReason, ALLOW_UTILITY_PREPARE, APPLICATION_NAME, ORDINARY_USER, SCRATCH_TABLE,
 };
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::{DbError, SqlState};
 
@@ -768,7 +769,323 @@ async fn dropping_the_cluster_stops_a_standby_still_running(family: Family) -> R
     Ok(())
 }
 
+/// The session id a connection's own backend shows: `sess_id` in
+/// `pg_stat_activity`, `mppsessionid` of its own lock, `SHOW gp_session_id`.
+async fn own_session_ids(client: &tokio_postgres::Client) -> Result<(i32, i32, String)> {
+    let sess_id: i32 = client
+        .query_one(
+            "SELECT sess_id FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await?
+        .get(0);
+    let lock: i32 = client
+        .query_one(
+            "SELECT mppsessionid FROM pg_locks \
+             WHERE pid = pg_backend_pid() AND locktype = 'virtualxid'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let shown: String = client.query_one("SHOW gp_session_id", &[]).await?.get(0);
+    Ok((sess_id, lock, shown))
+}
+
+async fn coordinator_gives_every_session_a_positive_sess_id(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let utility = cluster.connect(-1, Login::Ordinary, Mode::Utility).await?;
+    let plain = cluster.connect(-1, Login::Ordinary, Mode::Plain).await?;
+    let (utility_id, _, _) = own_session_ids(&utility).await?;
+    let (plain_id, _, _) = own_session_ids(&plain).await?;
+    // Counted from 10000, above the ids tests declare.
+    assert!(utility_id >= 10000, "{utility_id}");
+    assert!(plain_id >= 10000, "{plain_id}");
+    assert_ne!(utility_id, plain_id);
+    for (client, id) in [(&utility, utility_id), (&plain, plain_id)] {
+        assert_eq!(own_session_ids(client).await?, (id, id, id.to_string()));
+    }
+
+    // A coordinator backend of a distributed session keeps the id it declares.
+    let declared = Mode::Dispatcher {
+        session_id: 42,
+        application_name: APPLICATION_NAME,
+    };
+    let dispatcher = cluster.connect(-1, Login::Ordinary, declared).await?;
+    assert_eq!(
+        own_session_ids(&dispatcher).await?,
+        (42, 42, "42".to_owned())
+    );
+
+    // On a segment a utility session has none.
+    let segment = cluster.connect(0, Login::Ordinary, Mode::Utility).await?;
+    assert_eq!(own_session_ids(&segment).await?, (-1, -1, "-1".to_owned()));
+
+    // A walsender is no client session: a standby of the coordinator.
+    let _standby = cluster.start_standby(-1).await?;
+    let walsenders = cluster
+        .admin(-1)
+        .await?
+        .query(
+            "SELECT gpemu_sess_id(pid) FROM pg_stat_get_activity(NULL) \
+             WHERE backend_type = 'walsender'",
+            &[],
+        )
+        .await?;
+    let ids: Vec<i32> = walsenders.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [-1]);
+    Ok(())
+}
+
+/// What `pg_stat_activity` shows of why these backends wait, in pid order:
+/// GP6 `waiting` and `waiting_reason`, GP7 `wait_event_type` and `wait_event`
+/// (`-` for NULL).
+async fn shown_waits(
+    client: &tokio_postgres::Client,
+    family: Family,
+    pids: &[i32],
+) -> Result<Vec<(String, String)>> {
+    let sql = match family {
+        Family::Gp6 => {
+            "SELECT CASE WHEN waiting THEN 'true' ELSE 'false' END, \
+                    coalesce(waiting_reason, '-') \
+             FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid"
+        }
+        Family::Gp7 => {
+            "SELECT coalesce(wait_event_type, '-'), coalesce(wait_event, '-') \
+             FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid"
+        }
+    };
+    let rows = client.query(sql, &[&pids]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn declared_wait_reasons_show_in_the_familys_views(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    for content in [-1, 0] {
+        let admin = cluster.admin(content).await?;
+        for reason in WaitReason::ALL {
+            let held = cluster
+                .waiting_sessions(content, 2, reason, Login::Ordinary)
+                .await?;
+            let mut pids = held.pids.clone();
+            pids.sort();
+            let expected = match family {
+                Family::Gp6 => ("true".to_owned(), reason.gp6_waiting_reason().to_owned()),
+                Family::Gp7 => (
+                    reason.gp7_wait_event().to_owned(),
+                    reason.gp7_wait_event().to_owned(),
+                ),
+            };
+            assert_eq!(
+                shown_waits(&admin, family, &pids).await?,
+                [expected.clone(), expected],
+                "content {content}, {reason:?}"
+            );
+
+            // A resource queue wait is an ungranted lock of Greenplum's type on
+            // the default queue, in the backend's own virtual transaction.
+            let locks = admin
+                .query(
+                    "SELECT l.pid, l.locktype, l.mode, l.objid::text, l.classid IS NULL, \
+                            l.relation IS NULL, l.mppsessionid, l.mppiswriter, l.gp_segment_id, \
+                            l.database = a.datid, l.virtualtransaction = v.virtualxid, \
+                            a.sess_id \
+                     FROM pg_locks l \
+                     JOIN pg_stat_activity a ON a.pid = l.pid \
+                     LEFT JOIN pg_locks v ON v.pid = l.pid AND v.locktype = 'virtualxid' \
+                                         AND v.granted \
+                     WHERE NOT l.granted AND l.pid = ANY($1) ORDER BY l.pid",
+                    &[&pids],
+                )
+                .await?;
+            if reason == WaitReason::ResourceQueue {
+                assert_eq!(locks.len(), 2, "content {content}");
+                for (row, pid) in locks.iter().zip(&pids) {
+                    let sess_id: i32 = row.get(11);
+                    assert_eq!(row.get::<_, i32>(0), *pid);
+                    assert_eq!(row.get::<_, &str>(1), "resource queue");
+                    assert_eq!(row.get::<_, &str>(2), "ExclusiveLock");
+                    assert_eq!(row.get::<_, &str>(3), "6055");
+                    assert!(row.get::<_, bool>(4) && row.get::<_, bool>(5));
+                    assert_eq!(row.get::<_, i32>(6), sess_id);
+                    assert!(!row.get::<_, bool>(7));
+                    assert_eq!(row.get::<_, i32>(8), i32::from(content));
+                    assert!(row.get::<_, bool>(9) && row.get::<_, bool>(10));
+                    if content < 0 {
+                        assert!(sess_id >= 10000, "{sess_id}");
+                    } else {
+                        assert_eq!(sess_id, -1);
+                    }
+                }
+            } else {
+                assert!(locks.is_empty(), "content {content}, {reason:?}");
+            }
+            drop(held);
+        }
+
+        // Declared but idle: a session waits only while it runs a statement.
+        let idle = cluster
+            .connect(
+                content,
+                Login::Ordinary,
+                Mode::UtilityWith("-c gpemu.wait_reason=resource_queue"),
+            )
+            .await?;
+        let pid: i32 = idle.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+        cluster
+            .wait_until(
+                content,
+                &format!("SELECT state = 'idle' FROM pg_stat_activity WHERE pid = {pid}"),
+            )
+            .await?;
+        let not_waiting = match family {
+            Family::Gp6 => ("false", "-"),
+            Family::Gp7 => ("Client", "ClientRead"),
+        };
+        let shown = shown_waits(&admin, family, &[pid]).await?;
+        assert_eq!(
+            shown,
+            [(not_waiting.0.to_owned(), not_waiting.1.to_owned())]
+        );
+        let ungranted: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1",
+                &[&pid],
+            )
+            .await?
+            .get(0);
+        assert_eq!(ungranted, 0);
+    }
+
+    // A coordinator session with a known id, queued before it dispatched:
+    // nothing of it on the segments.
+    let queued = Mode::Dispatcher {
+        session_id: 77,
+        application_name: "queued",
+    };
+    let held = cluster
+        .waiting_sessions_as(-1, 1, queued, WaitReason::ResourceGroup, Login::Ordinary)
+        .await?;
+    let row = cluster
+        .admin(-1)
+        .await?
+        .query_one(
+            "SELECT sess_id, application_name FROM pg_stat_activity WHERE pid = $1",
+            &[&held.pids[0]],
+        )
+        .await?;
+    assert_eq!(
+        (row.get::<_, i32>(0), row.get::<_, &str>(1)),
+        (77, "queued")
+    );
+    assert_eq!(
+        cluster
+            .query_i64(
+                0,
+                "SELECT count(*) FROM pg_stat_activity WHERE sess_id = 77"
+            )
+            .await?,
+        0
+    );
+    Ok(())
+}
+
+/// Opens a connection to an instance as the ordinary role that stops in
+/// authentication: its backend holds a connection slot but is not shown in
+/// `pg_stat_activity` yet (as one that is leaving is no longer).
+fn unauthenticated_backend(port: u16, family: Family) -> Result<std::net::TcpStream> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let options = family.utility_options();
+    let mut body = 196_608_i32.to_be_bytes().to_vec(); // protocol 3.0
+    for (key, value) in [
+        ("user", ORDINARY_USER),
+        ("database", "postgres"),
+        ("options", options.as_str()),
+    ] {
+        for text in [key, value] {
+            body.extend_from_slice(text.as_bytes());
+            body.push(0);
+        }
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    stream.write_all(&packet)?;
+    // The password request comes from a backend that has its slot.
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut kind = [0u8; 1];
+    stream.read_exact(&mut kind)?;
+    assert_eq!(&kind, b"R", "an authentication request");
+    Ok(stream)
+}
+
+async fn fill_waits_for_slots_of_backends_not_shown(family: Family) -> Result<()> {
+    let settings = InstanceSettings::SEGMENT;
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let stuck = unauthenticated_backend(cluster.instance(0).port, family)?;
+    let free = "SELECT gpemu_free_slots()::bigint";
+    let before = cluster.query_i64(0, free).await?;
+    assert_eq!(
+        before,
+        settings.max_connections as i64 - 2,
+        "it and the check"
+    );
+    // The backend goes once the client hangs up, a while after fill starts.
+    let hang_up = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(stuck);
+    });
+    let held = cluster.fill(0).await?;
+    hang_up.await?;
+    assert_eq!(held.len() as u32, settings.ordinary_slots());
+    Ok(())
+}
+
+async fn gp6_answers_to_the_94_names_of_the_wal_functions(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 1).start()?;
+    let client = cluster.admin(0).await?;
+    let position = client
+        .query_one(
+            "SELECT pg_xlog_location_diff(pg_current_xlog_location(), '0/0') > 0, \
+                    length(pg_xlogfile_name(pg_current_xlog_location())), \
+                    (pg_xlogfile_name_offset(pg_current_xlog_location())).file_name \
+                        = pg_xlogfile_name(pg_current_xlog_location()), \
+                    pg_last_xlog_receive_location() IS NULL, \
+                    pg_current_xlog_insert_location() >= pg_current_xlog_location()",
+            &[],
+        )
+        .await;
+    match family {
+        Family::Gp6 => {
+            let row = position?;
+            assert!(row.get::<_, bool>(0));
+            assert_eq!(row.get::<_, i32>(1), 24);
+            assert!(row.get::<_, bool>(2) && row.get::<_, bool>(3) && row.get::<_, bool>(4));
+            // PostgreSQL's own answer on a primary, under the 9.4 name.
+            let paused = client
+                .query_one("SELECT pg_is_xlog_replay_paused()", &[])
+                .await;
+            assert_refused(
+                paused,
+                &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "recovery is not in progress",
+            );
+        }
+        // Greenplum 7 is PostgreSQL 12: the new names only.
+        Family::Gp7 => assert_refused(
+            position,
+            &SqlState::UNDEFINED_FUNCTION,
+            "function pg_current_xlog_location() does not exist",
+        ),
+    }
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
+    gp6_answers_to_the_94_names_of_the_wal_functions,
+    coordinator_gives_every_session_a_positive_sess_id,
+    declared_wait_reasons_show_in_the_familys_views,
+    fill_waits_for_slots_of_backends_not_shown,
     non_utility_connection_to_segment_fails_with_greenplum_message,
     utility_mode_connects_and_the_other_familys_option_fails,
     version_names_the_emulated_family,

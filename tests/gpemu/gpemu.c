@@ -11,10 +11,16 @@
  *		  the last slot kept for the FTS prober), the family-specific
  *		  refusal of the other family's utility-mode option and, on GP6
  *		  (PostgreSQL 9.4), walsenders counted against max_connections;
- *		- a per-backend record of the declared gp_session_id / gp_is_writer
- *		  in shared memory, read by the SQL functions gpemu_sess_id() and
- *		  gpemu_is_writer() on which the replacement views in sql/gp6.sql and
- *		  sql/gp7.sql are built;
+ *		- a per-backend record in shared memory of the declared
+ *		  gp_session_id / gp_is_writer (on the coordinator, a session that
+ *		  declares none gets the next id of a counter, as on Greenplum) and
+ *		  of a declared wait reason (gpemu.wait_reason, a test device for
+ *		  the resource group / resource queue / replication waits that only
+ *		  a real cluster produces), read by the SQL functions gpemu_sess_id(),
+ *		  gpemu_is_writer() and gpemu_wait_reason() on which the replacement
+ *		  views in sql/gp6.sql and sql/gp7.sql are built;
+ *		- gpemu_free_slots(), the connection slots free as admission counts
+ *		  them, with which the harness waits for departing backends;
  *		- the refusal of what the family's real server does not have, so that
  *		  a test fails where the real server would: setting names (at
  *		  connection start, in SET / SHOW / ALTER ... SET, and as constant
@@ -76,10 +82,19 @@ void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(gpemu_sess_id);
 PG_FUNCTION_INFO_V1(gpemu_is_writer);
+PG_FUNCTION_INFO_V1(gpemu_wait_reason);
+PG_FUNCTION_INFO_V1(gpemu_free_slots);
 PG_FUNCTION_INFO_V1(gpemu_setting_exists);
 
 /* Connection slots GP6+ segments keep free for the FTS prober. */
 #define GPEMU_FTS_RESERVED_SLOTS 1
+
+/*
+ * First session id the coordinator gives a session that declares none.  Far
+ * above the ids tests declare for the distributed sessions they play, so the
+ * two never meet.
+ */
+#define GPEMU_FIRST_SESS_ID 10000
 
 /*
  * Longest entry of the catalog lists, terminator included: a function
@@ -116,6 +131,23 @@ static const struct config_enum_entry role_options[] = {
 	{NULL, 0, false}
 };
 
+/* Values of gpemu.wait_reason: what a session says it waits for. */
+typedef enum GpemuWaitReason
+{
+	GPEMU_WAIT_NONE,
+	GPEMU_WAIT_RESOURCE_GROUP,
+	GPEMU_WAIT_RESOURCE_QUEUE,
+	GPEMU_WAIT_REPLICATION
+} GpemuWaitReason;
+
+static const struct config_enum_entry wait_reason_options[] = {
+	{"none", GPEMU_WAIT_NONE, false},
+	{"resource_group", GPEMU_WAIT_RESOURCE_GROUP, false},
+	{"resource_queue", GPEMU_WAIT_RESOURCE_QUEUE, false},
+	{"replication", GPEMU_WAIT_REPLICATION, false},
+	{NULL, 0, false}
+};
+
 /* Server settings. */
 static int	gpemu_family = GPEMU_GP6;
 static int	gpemu_contentid = -1;
@@ -134,6 +166,7 @@ static int	gp_role = GPEMU_ROLE_DISPATCH;
 static int	gp_session_id = -1;
 static bool gp_is_writer = false;
 static bool gpemu_allow_utility_prepare = false;
+static int	declared_wait_reason = GPEMU_WAIT_NONE;	/* gpemu.wait_reason */
 
 /*
  * What the family's real server knows, loaded by the postmaster from
@@ -169,19 +202,21 @@ typedef struct GpemuVerdict
 static HTAB *verdicts = NULL;
 
 /*
- * What one client backend declared at connection time.  pid = 0 marks a
- * free slot.
+ * What one client backend declared at connection time, or was given.
+ * pid = 0 marks a free slot.
  */
 typedef struct GpemuBackend
 {
 	int			pid;
 	int			sess_id;
 	bool		is_writer;
+	GpemuWaitReason wait_reason;
 } GpemuBackend;
 
 typedef struct GpemuShared
 {
-	LWLock	   *lock;			/* protects slots[] */
+	LWLock	   *lock;			/* protects next_sess_id and slots[] */
+	int			next_sess_id;	/* the coordinator's next session id */
 	int			nslots;
 	GpemuBackend slots[FLEXIBLE_ARRAY_MEMBER];	/* indexed by BackendId */
 } GpemuShared;
@@ -196,6 +231,7 @@ typedef struct GpemuStartupOptions
 	const char *role;
 	const char *session_id;
 	const char *is_writer;
+	const char *wait_reason;
 	const char *unknown_setting;	/* first one the family does not have */
 } GpemuStartupOptions;
 
@@ -236,6 +272,7 @@ gpemu_shmem_startup(void)
 	{
 		memset(gpemu_shared, 0, gpemu_shmem_size());
 		gpemu_shared->lock = &(GetNamedLWLockTranche("gpemu"))->lock;
+		gpemu_shared->next_sess_id = GPEMU_FIRST_SESS_ID;
 		gpemu_shared->nslots = MaxBackends + 1;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -421,6 +458,8 @@ collect_option(GpemuStartupOptions *opts, const char *name, const char *value)
 		opts->session_id = value;
 	else if (pg_strcasecmp(name, "gp_is_writer") == 0)
 		opts->is_writer = value;
+	else if (pg_strcasecmp(name, "gpemu.wait_reason") == 0)
+		opts->wait_reason = value;
 }
 
 /*
@@ -502,6 +541,8 @@ register_backend(const GpemuStartupOptions *opts)
 	GpemuBackend *slot;
 	int			sess_id = -1;
 	bool		is_writer = false;
+	GpemuWaitReason wait_reason = GPEMU_WAIT_NONE;
+	bool		given_id;
 
 	if (gpemu_shared == NULL || MyBackendId <= 0 ||
 		MyBackendId >= gpemu_shared->nslots)
@@ -517,16 +558,46 @@ register_backend(const GpemuStartupOptions *opts)
 	if (opts->is_writer != NULL &&
 		!parse_bool(opts->is_writer, &is_writer))
 		is_writer = false;
+	if (opts->wait_reason != NULL)
+	{
+		for (int i = 0; wait_reason_options[i].name != NULL; i++)
+		{
+			if (pg_strcasecmp(opts->wait_reason, wait_reason_options[i].name) == 0)
+				wait_reason = wait_reason_options[i].val;
+		}
+	}
+
+	/*
+	 * The coordinator gives every session an id of its own, utility-mode
+	 * sessions included; only the connections that play a coordinator
+	 * backend of a given distributed session declare theirs.
+	 */
+	given_id = gp_contentid < 0 && sess_id <= 0;
 
 	slot = &gpemu_shared->slots[MyBackendId];
 	LWLockAcquire(gpemu_shared->lock, LW_EXCLUSIVE);
+	if (given_id)
+		sess_id = gpemu_shared->next_sess_id++;
 	slot->pid = MyProcPid;
 	slot->sess_id = sess_id;
 	slot->is_writer = is_writer;
+	slot->wait_reason = wait_reason;
 	LWLockRelease(gpemu_shared->lock);
 
 	/* Also runs when PostgreSQL itself rejects the connection later on. */
 	before_shmem_exit(gpemu_backend_exit, Int32GetDatum(MyBackendId));
+
+	/*
+	 * SHOW gp_session_id tells the given id, as on Greenplum; the override
+	 * outranks a -1 sent in the startup options, applied after this hook.
+	 */
+	if (given_id)
+	{
+		char		value[16];
+
+		snprintf(value, sizeof(value), "%d", sess_id);
+		SetConfigOption("gp_session_id", value, PGC_BACKEND, PGC_S_OVERRIDE);
+	}
 }
 
 /* Walsenders running now, as pg_stat_replication lists them. */
@@ -710,6 +781,39 @@ gpemu_is_writer(PG_FUNCTION_ARGS)
 	if (lookup_backend(PG_GETARG_INT32(0), &backend))
 		PG_RETURN_BOOL(backend.is_writer);
 	PG_RETURN_BOOL(false);
+}
+
+/*
+ * gpemu_wait_reason(pid int4) returns text: the declared gpemu.wait_reason
+ * (resource_group, resource_queue or replication), NULL for none.
+ */
+Datum
+gpemu_wait_reason(PG_FUNCTION_ARGS)
+{
+	GpemuBackend backend;
+
+	if (lookup_backend(PG_GETARG_INT32(0), &backend) &&
+		backend.wait_reason != GPEMU_WAIT_NONE)
+		PG_RETURN_TEXT_P(cstring_to_text(wait_reason_options[backend.wait_reason].name));
+	PG_RETURN_NULL();
+}
+
+/*
+ * gpemu_free_slots() returns int4: the connection slots free for client
+ * backends right now, counted the way admission counts them.  A session
+ * that closes leaves pg_stat_activity before it gives its slot back, so a
+ * test that fills an instance compares the two to wait until no slot is held
+ * by a backend still starting or already leaving.
+ */
+Datum
+gpemu_free_slots(PG_FUNCTION_ARGS)
+{
+	int			n = 0;
+
+	/* ProcGlobal's free list is private to proc.c; HaveNFreeProcs() is not. */
+	while (n < MaxConnections && HaveNFreeProcs(n + 1))
+		n++;
+	PG_RETURN_INT32(n);
 }
 
 /* gpemu_setting_exists(name text) returns bool: the family has this setting. */
@@ -1377,6 +1481,15 @@ _PG_init(void)
 							 "A test shortcut: real Greenplum 6 refuses it in utility mode.",
 							 &gpemu_allow_utility_prepare,
 							 false,
+							 PGC_BACKEND,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("gpemu.wait_reason",
+							 "What this session says it waits for while it runs a statement.",
+							 "A test device: none, resource_group, resource_queue or replication, shown by pg_stat_activity and pg_locks.",
+							 &declared_wait_reason,
+							 GPEMU_WAIT_NONE,
+							 wait_reason_options,
 							 PGC_BACKEND,
 							 0,
 							 NULL, NULL, NULL);

@@ -10,8 +10,35 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_sess_id(integer) RETURNS integer
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_sess_id';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_is_writer(integer) RETURNS boolean
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_is_writer';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_wait_reason(integer) RETURNS text
+    LANGUAGE c STRICT AS 'gpemu', 'gpemu_wait_reason';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_free_slots() RETURNS integer
+    LANGUAGE c AS 'gpemu', 'gpemu_free_slots';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
+
+-- Greenplum 6's (PostgreSQL 9.4's) names of the WAL position functions that
+-- PostgreSQL 10 renamed (xlog -> wal, location -> lsn): PostgreSQL 15 has only
+-- the new names, which GP6 lacks.  Monitoring tools call the old ones on a 9.4
+-- server (postgres_exporter, which reads the version from version(), in its
+-- replication queries).  The same built-in code under the 9.4 name.
+CREATE OR REPLACE FUNCTION pg_catalog.pg_current_xlog_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_current_wal_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_current_xlog_insert_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_current_wal_insert_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_last_xlog_receive_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_last_wal_receive_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_last_xlog_replay_location() RETURNS pg_lsn
+    LANGUAGE internal VOLATILE STRICT AS 'pg_last_wal_replay_lsn';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlog_location_diff(pg_lsn, pg_lsn) RETURNS numeric
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_wal_lsn_diff';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlogfile_name(pg_lsn) RETURNS text
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_walfile_name';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlogfile_name_offset(lsn pg_lsn,
+        OUT file_name text, OUT file_offset integer) RETURNS record
+    LANGUAGE internal IMMUTABLE STRICT AS 'pg_walfile_name_offset';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_is_xlog_replay_paused() RETURNS boolean
+    LANGUAGE internal VOLATILE STRICT AS 'pg_is_wal_replay_paused';
 
 -- The exporter detects the family from version(); server_version_num stays 15xxxx.
 CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
@@ -20,7 +47,9 @@ CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
 
 -- Greenplum 6.24.3 column set and order.  Inner joins as in GP6: backends
 -- without a database or role (background workers, walsenders, the autovacuum
--- launcher) are not shown.
+-- launcher) are not shown.  A wait declared with gpemu.wait_reason (a test
+-- device) shows while the backend runs a statement: waiting_reason resgroup,
+-- replication, or lock for a resource queue (pg_locks adds its lock).
 DROP VIEW pg_catalog.pg_stat_activity;
 CREATE VIEW pg_catalog.pg_stat_activity AS
     SELECT
@@ -38,16 +67,24 @@ CREATE VIEW pg_catalog.pg_stat_activity AS
             S.xact_start,
             S.query_start,
             S.state_change,
-            COALESCE(S.wait_event_type = 'Lock', false) AS waiting,
+            COALESCE(W.reason IS NOT NULL OR S.wait_event_type = 'Lock', false) AS waiting,
             S.state,
             S.backend_xid,
             S.backend_xmin,
             S.query,
-            CASE WHEN S.wait_event_type = 'Lock' THEN 'lock'::text END AS waiting_reason,
+            CASE
+                WHEN W.reason = 'resource_group' THEN 'resgroup'::text
+                WHEN W.reason = 'replication' THEN 'replication'::text
+                WHEN W.reason = 'resource_queue' OR S.wait_event_type = 'Lock' THEN 'lock'::text
+            END AS waiting_reason,
             0::oid AS rsgid,
             'unknown'::text AS rsgname,
             NULL::interval AS rsgqueueduration
-    FROM pg_catalog.pg_database D, pg_catalog.pg_stat_get_activity(NULL) AS S, pg_catalog.pg_authid U
+    FROM pg_catalog.pg_database D,
+        pg_catalog.pg_stat_get_activity(NULL) AS S
+            CROSS JOIN LATERAL (SELECT CASE WHEN S.state = 'active'
+                                       THEN pg_catalog.gpemu_wait_reason(S.pid) END AS reason) AS W,
+        pg_catalog.pg_authid U
     WHERE S.datid = D.oid AND
             S.usesysid = U.oid;
 GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
@@ -74,7 +111,35 @@ CREATE VIEW pg_catalog.pg_locks AS
             COALESCE(pg_catalog.gpemu_sess_id(L.pid), -1) AS mppsessionid,
             COALESCE(pg_catalog.gpemu_is_writer(L.pid), false) AS mppiswriter,
             pg_catalog.current_setting('gp_contentid')::integer AS gp_segment_id
-    FROM pg_catalog.pg_lock_status() AS L;
+    FROM pg_catalog.pg_lock_status() AS L
+UNION ALL
+-- The lock a session queued in a resource queue waits for, declared with
+-- gpemu.wait_reason = resource_queue (a test device) and shown while it runs a
+-- statement: Greenplum's lock type on the default queue pg_default (OID 6055),
+-- ungranted, in the backend's own virtual transaction.
+SELECT
+            'resource queue'::text,
+            S.datid,
+            NULL::oid,
+            NULL::integer,
+            NULL::smallint,
+            NULL::text,
+            NULL::xid,
+            NULL::oid,
+            '6055'::oid,
+            NULL::smallint,
+            V.virtualtransaction,
+            S.pid,
+            'ExclusiveLock'::text,
+            false,
+            false,
+            pg_catalog.gpemu_sess_id(S.pid),
+            pg_catalog.gpemu_is_writer(S.pid),
+            pg_catalog.current_setting('gp_contentid')::integer
+    FROM pg_catalog.pg_stat_get_activity(NULL) AS S
+        LEFT JOIN pg_catalog.pg_lock_status() AS V
+            ON (V.pid = S.pid AND V.locktype = 'virtualxid' AND V.virtualxid = V.virtualtransaction)
+    WHERE S.state = 'active' AND pg_catalog.gpemu_wait_reason(S.pid) = 'resource_queue';
 GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
 
 -- Greenplum 6 pg_settings: PostgreSQL 9.4 columns (no pending_restart), and only

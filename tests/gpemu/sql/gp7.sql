@@ -10,6 +10,10 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_sess_id(integer) RETURNS integer
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_sess_id';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_is_writer(integer) RETURNS boolean
     LANGUAGE c STRICT AS 'gpemu', 'gpemu_is_writer';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_wait_reason(integer) RETURNS text
+    LANGUAGE c STRICT AS 'gpemu', 'gpemu_wait_reason';
+CREATE OR REPLACE FUNCTION pg_catalog.gpemu_free_slots() RETURNS integer
+    LANGUAGE c AS 'gpemu', 'gpemu_free_slots';
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
 
@@ -20,7 +24,10 @@ CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
 
 -- Greenplum 7 column set and order: PostgreSQL's view (left joins, so every
 -- backend type shows) without leader_pid/query_id, plus sess_id and the
--- resource group columns.
+-- resource group columns.  A wait declared with gpemu.wait_reason (a test
+-- device) shows while the backend runs a statement, in place of PostgreSQL's
+-- own: wait_event_type and wait_event ResourceGroup, ResourceQueue (pg_locks
+-- adds its lock) or Replication, as Greenplum 7 names them.
 DROP VIEW pg_catalog.pg_stat_activity;
 CREATE VIEW pg_catalog.pg_stat_activity AS
     SELECT
@@ -38,8 +45,8 @@ CREATE VIEW pg_catalog.pg_stat_activity AS
             S.xact_start,
             S.query_start,
             S.state_change,
-            S.wait_event_type,
-            S.wait_event,
+            COALESCE(W.event, S.wait_event_type) AS wait_event_type,
+            COALESCE(W.event, S.wait_event) AS wait_event,
             S.state,
             S.backend_xid,
             S.backend_xmin,
@@ -48,6 +55,13 @@ CREATE VIEW pg_catalog.pg_stat_activity AS
             0::oid AS rsgid,
             'unknown'::text AS rsgname
     FROM pg_catalog.pg_stat_get_activity(NULL) AS S
+        CROSS JOIN LATERAL (SELECT CASE WHEN S.state = 'active'
+                                   THEN CASE pg_catalog.gpemu_wait_reason(S.pid)
+                                            WHEN 'resource_group' THEN 'ResourceGroup'::text
+                                            WHEN 'resource_queue' THEN 'ResourceQueue'::text
+                                            WHEN 'replication' THEN 'Replication'::text
+                                        END
+                                   END AS event) AS W
         LEFT JOIN pg_catalog.pg_database AS D ON (S.datid = D.oid)
         LEFT JOIN pg_catalog.pg_authid AS U ON (S.usesysid = U.oid);
 GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
@@ -74,7 +88,35 @@ CREATE VIEW pg_catalog.pg_locks AS
             COALESCE(pg_catalog.gpemu_sess_id(L.pid), -1) AS mppsessionid,
             COALESCE(pg_catalog.gpemu_is_writer(L.pid), false) AS mppiswriter,
             pg_catalog.current_setting('gp_contentid')::integer AS gp_segment_id
-    FROM pg_catalog.pg_lock_status() AS L;
+    FROM pg_catalog.pg_lock_status() AS L
+UNION ALL
+-- The lock a session queued in a resource queue waits for, declared with
+-- gpemu.wait_reason = resource_queue (a test device) and shown while it runs a
+-- statement: Greenplum's lock type on the default queue pg_default (OID 6055),
+-- ungranted, in the backend's own virtual transaction.
+SELECT
+            'resource queue'::text,
+            S.datid,
+            NULL::oid,
+            NULL::integer,
+            NULL::smallint,
+            NULL::text,
+            NULL::xid,
+            NULL::oid,
+            '6055'::oid,
+            NULL::smallint,
+            V.virtualtransaction,
+            S.pid,
+            'ExclusiveLock'::text,
+            false,
+            false,
+            pg_catalog.gpemu_sess_id(S.pid),
+            pg_catalog.gpemu_is_writer(S.pid),
+            pg_catalog.current_setting('gp_contentid')::integer
+    FROM pg_catalog.pg_stat_get_activity(NULL) AS S
+        LEFT JOIN pg_catalog.pg_lock_status() AS V
+            ON (V.pid = S.pid AND V.locktype = 'virtualxid' AND V.virtualxid = V.virtualtransaction)
+    WHERE S.state = 'active' AND pg_catalog.gpemu_wait_reason(S.pid) = 'resource_queue';
 GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
 
 -- Greenplum 7 pg_settings: PostgreSQL 12 has the same columns as 15; only the

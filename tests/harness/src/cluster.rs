@@ -525,7 +525,19 @@ impl Cluster {
         login: Login,
         mode: Mode,
     ) -> Result<Client, tokio_postgres::Error> {
-        self.connect_at(self.instance(content).port, db, login, mode)
+        self.connect_with(content, db, login, mode, None).await
+    }
+
+    /// Like [`Cluster::connect_to`], with further startup options after the mode's.
+    pub(crate) async fn connect_with(
+        &self,
+        content: i16,
+        db: &str,
+        login: Login,
+        mode: Mode,
+        extra_options: Option<&str>,
+    ) -> Result<Client, tokio_postgres::Error> {
+        self.connect_at_with(self.instance(content).port, db, login, mode, extra_options)
             .await
     }
 
@@ -538,6 +550,17 @@ impl Cluster {
         login: Login,
         mode: Mode,
     ) -> Result<Client, tokio_postgres::Error> {
+        self.connect_at_with(port, db, login, mode, None).await
+    }
+
+    async fn connect_at_with(
+        &self,
+        port: u16,
+        db: &str,
+        login: Login,
+        mode: Mode,
+        extra_options: Option<&str>,
+    ) -> Result<Client, tokio_postgres::Error> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host("127.0.0.1")
             .port(port)
@@ -545,7 +568,11 @@ impl Cluster {
             .user(login.user())
             .password(login.password())
             .connect_timeout(Duration::from_secs(10));
-        if let Some(options) = mode.options(self.family) {
+        let options = match (mode.options(self.family), extra_options) {
+            (Some(mode), Some(extra)) => Some(format!("{mode} {extra}")),
+            (mode, extra) => mode.or(extra.map(str::to_owned)),
+        };
+        if let Some(options) = options {
             cfg.options(&options);
         }
         // Query executors log in with an empty application_name, as on Greenplum;

@@ -1,7 +1,8 @@
 //! Load helpers: put real sessions, transactions and lock waits on an instance.
 
 use crate::cluster::{Cluster, Login, Mode};
-use crate::SCRATCH_TABLE;
+use crate::family::Family;
+use crate::{DATABASE, SCRATCH_TABLE};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -101,6 +102,59 @@ pub enum SessionState {
     Active,
 }
 
+/// Why a session waits, declared at connection start with `gpemu.wait_reason`:
+/// a test device standing in for the waits only a real cluster produces (see
+/// docs/emulation.md). The session shows the wait while it runs a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Queued for a slot of its resource group.
+    ResourceGroup,
+    /// Queued in a resource queue: an ungranted `resource queue` lock.
+    ResourceQueue,
+    /// Waiting for synchronous replication to the mirror or standby.
+    Replication,
+}
+
+impl WaitReason {
+    pub const ALL: [WaitReason; 3] = [
+        WaitReason::ResourceGroup,
+        WaitReason::ResourceQueue,
+        WaitReason::Replication,
+    ];
+
+    /// Value of `gpemu.wait_reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "resource_group",
+            WaitReason::ResourceQueue => "resource_queue",
+            WaitReason::Replication => "replication",
+        }
+    }
+
+    /// The startup option that declares it.
+    pub fn startup_option(self) -> String {
+        format!("-c gpemu.wait_reason={}", self.name())
+    }
+
+    /// `waiting_reason` on Greenplum 6: a resource queue wait is a lock wait.
+    pub fn gp6_waiting_reason(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "resgroup",
+            WaitReason::ResourceQueue => "lock",
+            WaitReason::Replication => "replication",
+        }
+    }
+
+    /// `wait_event_type`, and `wait_event` too, on Greenplum 7.
+    pub fn gp7_wait_event(self) -> &'static str {
+        match self {
+            WaitReason::ResourceGroup => "ResourceGroup",
+            WaitReason::ResourceQueue => "ResourceQueue",
+            WaitReason::Replication => "Replication",
+        }
+    }
+}
+
 async fn backend_pid(client: &Client) -> Result<i32> {
     Ok(client
         .query_one("SELECT pg_backend_pid()", &[])
@@ -141,6 +195,69 @@ impl Cluster {
             content,
             &format!(
                 "SELECT count(*) = {k} FROM pg_stat_activity WHERE state = '{wanted}' AND pid IN ({})",
+                pid_list(&held.pids)
+            ),
+        )
+        .await?;
+        Ok(held)
+    }
+
+    /// Opens `k` sessions of `login` that declare they wait for `reason` (see
+    /// [`WaitReason`]) and leaves them running `SELECT pg_sleep(3600)`; returns
+    /// once the instance shows them waiting for it. On a segment they are
+    /// utility-mode sessions, on the coordinator client sessions, each with a
+    /// session id of its own.
+    pub async fn waiting_sessions(
+        &self,
+        content: i16,
+        k: usize,
+        reason: WaitReason,
+        login: Login,
+    ) -> Result<Held> {
+        let mode = if content < 0 {
+            Mode::Plain
+        } else {
+            Mode::Utility
+        };
+        self.waiting_sessions_as(content, k, mode, reason, login)
+            .await
+    }
+
+    /// Like [`Cluster::waiting_sessions`], presenting themselves as `mode`:
+    /// e.g. [`Mode::Dispatcher`] for a coordinator session with a known id,
+    /// queued before it dispatched anything (it holds no executors).
+    pub async fn waiting_sessions_as(
+        &self,
+        content: i16,
+        k: usize,
+        mode: Mode,
+        reason: WaitReason,
+        login: Login,
+    ) -> Result<Held> {
+        let option = reason.startup_option();
+        let mut held = Held::default();
+        for _ in 0..k {
+            let client = self
+                .connect_with(content, DATABASE, login, mode, Some(&option))
+                .await?;
+            held.hold_busy(client, "SELECT pg_sleep(3600)".into())
+                .await?;
+        }
+        let shown = match self.family() {
+            Family::Gp6 => format!(
+                "waiting AND waiting_reason = '{}'",
+                reason.gp6_waiting_reason()
+            ),
+            Family::Gp7 => format!(
+                "wait_event_type = '{0}' AND wait_event = '{0}'",
+                reason.gp7_wait_event()
+            ),
+        };
+        self.wait_until(
+            content,
+            &format!(
+                "SELECT count(*) = {k} FROM pg_stat_activity \
+                 WHERE state = 'active' AND {shown} AND pid IN ({})",
                 pid_list(&held.pids)
             ),
         )
@@ -286,9 +403,12 @@ impl Cluster {
 
     /// Opens idle ordinary-role sessions until the instance refuses one with
     /// SQLSTATE 53300, i.e. until `max_connections - superuser_reserved_connections`
-    /// slots are in use. Superusers can still connect afterwards.
+    /// slots are in use. Superusers can still connect afterwards. Sessions
+    /// closed just before still hold their slots while their backends exit, so
+    /// it first waits for them ([`Cluster::settle_slots`]).
     pub async fn fill(&self, content: i16) -> Result<Held> {
         let limit = self.instance(content).settings.max_connections as usize;
+        self.settle_slots(content).await?;
         let mut held = Held::default();
         loop {
             match self.connect(content, Login::Ordinary, Mode::Utility).await {
@@ -336,6 +456,55 @@ impl Cluster {
         )
         .await?;
         Ok(guard)
+    }
+
+    /// Waits until every connection slot in use on an instance belongs to a
+    /// session `pg_stat_activity` shows, i.e. until no backend still starting
+    /// or already leaving holds one: a closed or terminated session leaves the
+    /// view before its backend gives the slot back. The backend of its own
+    /// check session is gone too when it returns.
+    pub async fn settle_slots(&self, content: i16) -> Result<()> {
+        let client = self.admin(content).await?;
+        let own = backend_pid(&client).await?;
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            // Free slots first, then the sessions shown: a backend leaving in
+            // between is then missing from the second count, never counted
+            // as shown while its slot is taken.
+            let row = client
+                .query_one(
+                    "SELECT gpemu_free_slots(), current_setting('max_connections')::integer",
+                    &[],
+                )
+                .await?;
+            let (free, max): (i32, i32) = (row.get(0), row.get(1));
+            let shown: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_get_activity(NULL) \
+                     WHERE backend_type = 'client backend'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if i64::from(free) + shown == i64::from(max) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "content {content}: {} slots still held by backends not shown after {SETTLE_TIMEOUT:?}",
+                    i64::from(max - free) - shown
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(client);
+        while crate::process::is_alive(own) {
+            if Instant::now() > deadline {
+                bail!("content {content}: the backend {own} of a closed session still runs after {SETTLE_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Polls a boolean query on an instance (superuser, utility mode) until it is true.
