@@ -180,7 +180,75 @@ async fn without_the_coordinator_executors_are_unattributed(family: Family) -> R
     Ok(())
 }
 
+/// A real coordinator gives every session a positive `sess_id`, utility-mode
+/// ones and the exporter's own included (so does the emulated one): only
+/// executors on a segment show that a coordinator session dispatches, and a
+/// session seen doing so stays a dispatcher after its gangs are released.
+async fn coordinator_sessions_dispatch_only_on_evidence(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let _s1 = cluster.dispatch(&Dispatch::new(201, 1)).await?;
+    let _s2 = cluster.dispatch(&Dispatch::new(202, 1)).await?;
+    let psql = cluster.connect(-1, Login::Superuser, Mode::Utility).await?;
+    let own_id: i32 = psql
+        .query_one(
+            "SELECT sess_id FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(
+        own_id > 0,
+        "a utility session on the coordinator has sess_id {own_id}"
+    );
+
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let kind = |m: &Metrics, kind: &str| m.seg("greenplum_backends", -1, &[("kind", kind)]);
+    let sessions = |m: &Metrics, kind: &str| m.seg("greenplum_sessions", -1, &[("kind", kind)]);
+    let m = exporter
+        .wait_for("coordinator sessions", |m| {
+            kind(m, "dispatcher") == Some(2.0)
+        })
+        .await?;
+    assert_eq!(kind(&m, "utility"), Some(1.0), "{}", m.text);
+    assert_eq!(kind(&m, "exporter"), Some(1.0));
+    assert_eq!(sessions(&m, "distributed"), Some(2.0));
+    assert_eq!(sessions(&m, "local"), Some(2.0));
+    for content in [0, 1] {
+        assert_eq!(
+            m.seg("greenplum_sessions", content, &[("kind", "distributed")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            m.seg("greenplum_sessions", content, &[("kind", "local")]),
+            Some(1.0)
+        );
+    }
+
+    // Session 202's gangs go away (as after gp_vmem_idle_resource_timeout):
+    // it was seen dispatching, so it stays a dispatcher.
+    for content in [0, 1] {
+        cluster
+            .admin(content)
+            .await?
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE sess_id = 202",
+                &[],
+            )
+            .await?;
+    }
+    let m = exporter
+        .wait_for("gangs of 202 gone", |m| {
+            m.seg("greenplum_sessions", 0, &[("kind", "distributed")]) == Some(1.0)
+        })
+        .await?;
+    assert_eq!(kind(&m, "dispatcher"), Some(2.0));
+    assert_eq!(kind(&m, "utility"), Some(1.0));
+    drop(psql);
+    Ok(())
+}
+
 gpemu_harness::for_each_family!(
     segment_backends_are_attributed_to_sessions_users_and_applications,
     without_the_coordinator_executors_are_unattributed,
+    coordinator_sessions_dispatch_only_on_evidence,
 );

@@ -158,7 +158,10 @@ mod tests {
         let found = items_in_sql();
         assert!(found.len() >= 20, "{found:?}");
         for item in found {
-            assert!(ITEMS.binary_search(&item.as_str()).is_ok(), "{item} not in ITEMS");
+            assert!(
+                ITEMS.binary_search(&item.as_str()).is_ok(),
+                "{item} not in ITEMS"
+            );
         }
     }
 }
