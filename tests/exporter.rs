@@ -4,7 +4,9 @@
 mod support;
 
 use anyhow::Result;
-use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings, SessionState};
+use gpemu_harness::{
+    Cluster, ClusterSpec, Family, InstanceSettings, Login, SessionState, WaitReason,
+};
 use support::{config_for, promtool_check_metrics, Exporter, Metrics};
 
 const SEG: InstanceSettings = InstanceSettings::SEGMENT;
@@ -326,6 +328,64 @@ async fn lock_waiter_and_growing_wait(family: Family) -> Result<()> {
     Ok(())
 }
 
+/// Why backends wait, each reason made real: a lock wait and two sessions in
+/// a resource queue on content 0, one waiting for synchronous replication on
+/// content 1, three coordinator sessions queued for a resource group.
+/// (`gpemu.wait_reason` declares the waits the emulation cannot produce:
+/// docs/emulation.md.)
+async fn waiting_backends_by_reason(family: Family) -> Result<()> {
+    let (cluster, exporter) = start(family, 2)?;
+    let _lock = cluster.lock_wait(0).await?;
+    let _queue = cluster
+        .waiting_sessions(0, 2, WaitReason::ResourceQueue, Login::Ordinary)
+        .await?;
+    let _sync = cluster
+        .waiting_sessions(1, 1, WaitReason::Replication, Login::Ordinary)
+        .await?;
+    let _group = cluster
+        .waiting_sessions(-1, 3, WaitReason::ResourceGroup, Login::Ordinary)
+        .await?;
+    let waiting = |m: &Metrics, content: i16, reason: &str| {
+        m.seg("greenplum_backends_waiting", content, &[("reason", reason)])
+    };
+    let m = exporter
+        .wait_for("every reason", |m| {
+            waiting(m, -1, "resource_group") == Some(3.0)
+                && waiting(m, 0, "resource_queue") == Some(2.0)
+                && waiting(m, 1, "replication") == Some(1.0)
+        })
+        .await?;
+    assert_eq!(waiting(&m, 0, "lock"), Some(1.0), "{}", m.text);
+    // The four reasons Greenplum names are always served (zero when none),
+    // so an alert on one is never "no data"; each counts only its own.
+    let served = |content: i16| {
+        m.all(
+            "greenplum_backends_waiting",
+            &[("content", &content.to_string())],
+        )
+        .into_iter()
+        .map(|(_, labels, v)| (labels["reason"].clone(), *v))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let expect = |lock: f64, replication: f64, group: f64, queue: f64| {
+        [
+            ("lock", lock),
+            ("replication", replication),
+            ("resource_group", group),
+            ("resource_queue", queue),
+        ]
+        .into_iter()
+        .map(|(r, v)| (r.to_string(), v))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(served(-1), expect(0.0, 0.0, 3.0, 0.0));
+    assert_eq!(served(0), expect(1.0, 0.0, 0.0, 2.0));
+    assert_eq!(served(1), expect(0.0, 1.0, 0.0, 0.0));
+    // Queued coordinator sessions still hold a coordinator slot each.
+    assert_eq!(used(&m, -1), Some(4.0), "{}", m.text);
+    Ok(())
+}
+
 async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<()> {
     let (cluster, exporter) = start(family, 2)?;
     let mirror = cluster
@@ -642,6 +702,7 @@ gpemu_harness::for_each_family!(
     filled_segment_shows_headroom_zero_and_stays_up,
     prepared_transactions_count_limit_and_age,
     lock_waiter_and_growing_wait,
+    waiting_backends_by_reason,
     catalog_status_follows_a_segment_marked_down,
     no_sync_state_without_mirrors,
     coordinator_series_and_family_detection,

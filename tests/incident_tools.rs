@@ -6,7 +6,7 @@
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings};
+use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings, Login, WaitReason};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -273,16 +273,255 @@ async fn status_page_shows_the_full_segment_in_the_alert_colour() -> Result<()> 
 
     // Kept as a test artefact for a human look.
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
-    let _ = std::fs::remove_file(&shot);
+    screenshot(&url, &shot).await
+}
+
+/// Rounds of headroom each instance view carries (`HISTORY_ROUNDS` in
+/// src/round/digest.rs): the points of a full line.
+const HISTORY_ROUNDS: usize = 40;
+/// The limits of the segment the incident filled, which the demo gives content 0.
+const INCIDENT_SEGMENT: InstanceSettings = InstanceSettings {
+    max_connections: 30,
+    superuser_reserved_connections: 10,
+    ..SEG
+};
+
+/// Polls `/api/v1/instances` (it resets no peak, unlike `/metrics`) until
+/// `pred` holds, for up to `limit`.
+async fn wait_api(
+    exporter: &Exporter,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        // Nothing to read while the exporter starts.
+        let doc = match exporter.get("/api/v1/instances").await {
+            Ok((_, body)) => serde_json::from_str(&body)?,
+            Err(_) => Value::Null,
+        };
+        if pred(&doc) {
+            return Ok(doc);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {doc}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The element of the dumped DOM that starts at the tag holding `marker`,
+/// up to its closing tag (elements of the same name nested in it included).
+fn element<'a>(dom: &'a str, marker: &str) -> Result<&'a str> {
+    let at = dom
+        .find(marker)
+        .with_context(|| format!("no {marker}:\n{dom}"))?;
+    let open = dom[..=at].rfind('<').context("element start")?;
+    let name: String = dom[open + 1..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let (start, end) = (format!("<{name}"), format!("</{name}>"));
+    let mut depth = 0;
+    let mut pos = open;
+    loop {
+        let next_open = dom[pos + 1..].find(&start).map(|i| i + pos + 1);
+        let next_close = dom[pos + 1..]
+            .find(&end)
+            .map(|i| i + pos + 1)
+            .context("element end")?;
+        match next_open {
+            Some(o) if o < next_close => {
+                depth += 1;
+                pos = o;
+            }
+            _ if depth == 0 => return Ok(&dom[open..next_close + end.len()]),
+            _ => {
+                depth -= 1;
+                pos = next_close;
+            }
+        }
+    }
+}
+
+/// An attribute of the first element in `html` that has it.
+fn attribute<'a>(html: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let at = html.find(&key)? + key.len();
+    Some(&html[at..at + html[at..].find('"')?])
+}
+
+/// The incident replayed as `bash scripts/demo replay` replays it: content 0
+/// with the incident's limits (30 connections, 10 reserved) filled by five
+/// distributed sessions, a sixth refused, all released a few rounds later.
+/// The status page then draws every instance's headroom line and marks the
+/// recorded episode on content 0's only; the list under the grid names it
+/// with its sessions; waiting backends show on their tile, and coordinator
+/// sessions queued for a resource group on the coordinator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_draws_headroom_and_marks_the_replayed_incident() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp6, 2)
+        .settings_for(0, INCIDENT_SEGMENT)
+        .start()?;
+    let config = config_for(&cluster, "") + "\n[incidents]\nend_after_rounds = 2\n";
+    let exporter = Exporter::start(&config)?;
+    let instances = |doc: &Value| doc["clusters"][0]["instances"].as_array().cloned();
+    // A full history first: then every line has the same points whenever
+    // the page reads it, and the episode stays inside the window.
+    wait_api(
+        &exporter,
+        "full histories",
+        Duration::from_secs(90),
+        |doc| {
+            instances(doc).is_some_and(|all| {
+                all.len() == 3
+                    && all.iter().all(|i| {
+                        i["headroom_history"].as_array().map(Vec::len) == Some(HISTORY_ROUNDS)
+                    })
+            })
+        },
+    )
+    .await?;
+
+    let burst = cluster.fill_with_sessions(0, 501, 3).await?;
+    // The incident's numbers: five sessions, 19 executors and the exporter.
+    assert_eq!(burst.executors, [4, 4, 4, 4, 3]);
+    // Full for three rounds, so the episode is more than a sliver on the line.
+    let full = |doc: &Value| {
+        instances(doc)
+            .and_then(|all| all.into_iter().find(|i| i["catalog"]["content"] == 0))
+            .and_then(|i| i["headroom_history"].as_array().cloned())
+            .is_some_and(|h| h.iter().rev().take(3).all(|p| p[1] == 0.0))
+    };
+    wait_api(&exporter, "content 0 full", Duration::from_secs(30), full).await?;
+    drop(burst);
+    // A lock wait on content 1 (on the table the sessions read, so only now).
+    let _lock = cluster.lock_wait(1).await?;
+    let ended = || async {
+        let (_, body) = exporter.get("/api/v1/incidents").await?;
+        let doc: Value = serde_json::from_str(&body)?;
+        anyhow::Ok(doc["incidents"][0]["ended_at"].is_f64().then_some(doc))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let incidents = loop {
+        if let Some(doc) = ended().await? {
+            break doc;
+        }
+        ensure!(std::time::Instant::now() < deadline, "no incident ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let list = incidents["incidents"].as_array().context("incidents")?;
+    assert_eq!(list.len(), 1, "{incidents}");
+    assert_eq!(list[0]["instance"]["content"], 0, "{incidents}");
+    let id = list[0]["id"].as_str().context("id")?;
+
+    // Three coordinator sessions queued for a resource group (declared to the
+    // emulation: docs/emulation.md), once the exporter has counted them.
+    let _queued = cluster
+        .waiting_sessions(-1, 3, WaitReason::ResourceGroup, Login::Ordinary)
+        .await?;
+    let queued = |doc: &Value| {
+        instances(doc)
+            .and_then(|all| all.into_iter().find(|i| i["catalog"]["content"] == -1))
+            .is_some_and(|c| {
+                c["waiting"]
+                    .as_array()
+                    .is_some_and(|w| w.contains(&serde_json::json!(["resource_group", 3.0])))
+            })
+    };
+    wait_api(
+        &exporter,
+        "queued sessions",
+        Duration::from_secs(30),
+        queued,
+    )
+    .await?;
+    let url = format!("http://127.0.0.1:{}/", exporter.port);
+    let dom = chromium(&["--dump-dom"], &url).await?;
+    for content in [-1, 0, 1] {
+        let tile = element(&dom, &format!("data-content=\"{content}\""))?;
+        let line = element(tile, "class=\"spark\"")?;
+        let points = attribute(line, "points").context("no polyline")?;
+        assert_eq!(
+            points.split_whitespace().count(),
+            HISTORY_ROUNDS,
+            "content {content}: {line}"
+        );
+        assert_eq!(
+            attribute(line, "data-points"),
+            Some(HISTORY_ROUNDS.to_string().as_str())
+        );
+        let label = attribute(line, "aria-label").context("aria-label")?;
+        assert!(
+            label.starts_with("Ordinary headroom went from ")
+                && label.contains(&format!("over the last {HISTORY_ROUNDS} rounds")),
+            "{label}"
+        );
+        let episodes = if content == 0 { 1 } else { 0 };
+        assert_eq!(
+            attribute(line, "data-episodes"),
+            Some(episodes.to_string().as_str()),
+            "content {content}: {line}"
+        );
+        assert_eq!(
+            line.matches("class=\"episode\"").count(),
+            episodes,
+            "{line}"
+        );
+        if content == 0 {
+            assert!(line.contains(&format!("data-incident=\"{id}\"")), "{line}");
+            assert!(
+                label.contains("(lowest 0 of 20); 1 recorded incident marked"),
+                "{label}"
+            );
+        }
+        // The lock wait of the harness, in words, on content 1 only.
+        assert_eq!(tile.contains("waiting: lock 1"), content == 1, "{tile}");
+        assert_eq!(
+            tile.contains(
+                "3 sessions queued for a resource group: each holds a coordinator slot, no segment gangs"
+            ),
+            content == -1,
+            "{tile}"
+        );
+        if content == -1 {
+            assert!(
+                !tile.contains("waiting:"),
+                "queued sessions are not listed twice: {tile}"
+            );
+        }
+    }
+    let row = element(&dom, &format!("<tr data-incident=\"{id}\""))?;
+    assert!(row.contains("seg 0 · dbid 2"), "{row}");
+    assert!(
+        row.contains(
+            "sess 501 app_user (gpemu_harness) idle in transaction: 4 backends here, 8 in all"
+        ),
+        "{row}"
+    );
+    assert_eq!(row.matches("backends here").count(), 5, "{row}");
+
+    // Kept as a test artefact for a human look.
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page-incident.png");
+    screenshot(&url, &shot).await?;
+
+    Ok(())
+}
+
+/// Takes a screenshot of `url` into `shot` and checks it has content.
+async fn screenshot(url: &str, shot: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(shot);
     chromium(
         &[
             &format!("--screenshot={}", shot.display()),
             "--window-size=1200,900",
         ],
-        &url,
+        url,
     )
     .await?;
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
     ensure!(
         size > 10_000,
         "screenshot {} has {size} bytes",

@@ -19,7 +19,7 @@ pub use cluster::{
     STANDBY_APPLICATION_NAME,
 };
 pub use family::Family;
-pub use load::{Dispatch, Held, SessionState, WaitReason};
+pub use load::{Dispatch, Held, SessionBurst, SessionState, WaitReason};
 pub use process::{is_alive, KillOnDrop};
 
 /// Name of the cluster's superuser (Greenplum's conventional administrator).

@@ -93,6 +93,16 @@ impl Dispatch {
     }
 }
 
+/// Distributed sessions that fill an instance (see [`Cluster::fill_with_sessions`]).
+pub struct SessionBurst {
+    /// Every backend of the sessions; dropping it releases them.
+    pub held: Held,
+    /// Executors (writer and readers) each session holds on every primary.
+    pub executors: Vec<usize>,
+    /// The server's message refusing one more session.
+    pub refused: String,
+}
+
 /// What an opened ordinary session is left doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionState {
@@ -315,6 +325,65 @@ impl Cluster {
         )
         .await?;
         Ok(held)
+    }
+
+    /// Replays the incident of distributed sessions filling a segment: dispatches
+    /// sessions `first_session_id`, `first_session_id + 1`, ..., each with a writer
+    /// and up to `readers` readers on every primary (the last with fewer), until
+    /// `content` has no ordinary slot left; then one more session is refused
+    /// there with 53300, as the next query of an application would be. Every
+    /// primary gets the same executors: to fill one only, give it less room
+    /// than the others.
+    pub async fn fill_with_sessions(
+        &self,
+        content: i16,
+        first_session_id: i32,
+        readers: usize,
+    ) -> Result<SessionBurst> {
+        let free = self.ordinary_slots_left(content).await?;
+        let mut burst = SessionBurst {
+            held: Held::default(),
+            executors: Vec::new(),
+            refused: String::new(),
+        };
+        let mut left = free;
+        let mut id = first_session_id;
+        while left > 0 {
+            let n = left.min(readers + 1);
+            let d = Dispatch::new(id, n - 1);
+            burst.held.absorb(self.dispatch(&d).await?);
+            burst.executors.push(n);
+            left -= n;
+            id += 1;
+        }
+        match self.dispatch(&Dispatch::new(id, readers)).await {
+            Ok(_) => bail!("content {content} took one more session after {free} executors"),
+            Err(e) => {
+                let db = e.downcast_ref::<tokio_postgres::Error>();
+                match db.filter(|db| db.code() == Some(&SqlState::TOO_MANY_CONNECTIONS)) {
+                    Some(db) => {
+                        burst.refused = db
+                            .as_db_error()
+                            .map_or(db.to_string(), |d| d.message().to_owned());
+                        Ok(burst)
+                    }
+                    None => Err(e.context(format!("session {id} on a full content {content}"))),
+                }
+            }
+        }
+    }
+
+    /// Ordinary slots an instance has left: its limit less its client
+    /// backends (auxiliary processes have no database), the asking one aside.
+    async fn ordinary_slots_left(&self, content: i16) -> Result<usize> {
+        let used = self
+            .query_i64(
+                content,
+                "SELECT count(*) FROM pg_stat_activity WHERE datid IS NOT NULL AND pid <> pg_backend_pid()",
+            )
+            .await?;
+        let slots = i64::from(self.instance(content).settings.ordinary_slots());
+        Ok(usize::try_from(slots - used).unwrap_or(0))
     }
 
     /// Creates a login role (password [`crate::ROLE_PASSWORD`]) on every
