@@ -383,7 +383,9 @@ async fn only_get_and_head_on_known_paths_and_no_banner() -> Result<()> {
     }
     // The version is in the metric only.
     assert!(get.body.contains(&format!(
-        "greenplum_exporter_build_info{{version=\"{version}\"}}"
+        "greenplum_exporter_build_info{{version=\"{version}\",commit=\"{}\",build_date=\"{}\"}}",
+        env!("GPSE_GIT_COMMIT"),
+        env!("GPSE_BUILD_DATE")
     )));
     Ok(())
 }
