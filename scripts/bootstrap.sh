@@ -1,6 +1,7 @@
-# Sourced by scripts/test and scripts/demo: makes sure the system packages the
-# emulated cluster and the peers need are present, installing them with apt-get
-# when running as root, or stopping with a clear message otherwise.
+# Sourced by scripts/test, scripts/demo and scripts/release: makes sure the
+# system packages the emulated cluster and the peers need are present,
+# installing them with apt-get when running as root, or stopping with a clear
+# message otherwise.
 
 PG_MAJOR=${PG_MAJOR:-15}
 REQUIRED_PACKAGES=(
@@ -20,8 +21,19 @@ die() {
 }
 
 ensure_packages() {
+    install_missing "${REQUIRED_PACKAGES[@]}"
+    export PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
+    [ -x "$PG_CONFIG" ] || PG_CONFIG=$(command -v pg_config) || die "pg_config not found"
+    command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] \
+        || die "cargo not found: install the stable Rust toolchain (https://rustup.rs)"
+    command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+# Installs those of the given Debian packages that are missing (as root), or
+# stops naming them.
+install_missing() {
     local missing=()
-    for pkg in "${REQUIRED_PACKAGES[@]}"; do
+    for pkg in "$@"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -33,9 +45,4 @@ ensure_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
             || die "apt-get install ${missing[*]} failed"
     fi
-    export PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
-    [ -x "$PG_CONFIG" ] || PG_CONFIG=$(command -v pg_config) || die "pg_config not found"
-    command -v cargo >/dev/null || [ -x "$HOME/.cargo/bin/cargo" ] \
-        || die "cargo not found: install the stable Rust toolchain (https://rustup.rs)"
-    command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 }

@@ -114,8 +114,22 @@ fn bad_flags_exit_2_and_version_exits_0() {
     let out = run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // e.g. "greenplum_segment_exporter 0.1.0 (commit 1a2b3c4, built 2026-12-02)"
+    let (commit, date) = (env!("GPSE_GIT_COMMIT"), env!("GPSE_BUILD_DATE"));
     assert_eq!(
         stdout.trim(),
-        format!("greenplum_segment_exporter {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "greenplum_segment_exporter {} (commit {commit}, built {date})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    let digits: Vec<_> = date.split('-').map(|p| p.parse::<u32>().ok()).collect();
+    assert!(
+        matches!(digits[..], [Some(y), Some(1..=12), Some(1..=31)] if y >= 2024),
+        "{date}"
     );
 }

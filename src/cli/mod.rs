@@ -30,7 +30,15 @@ pub enum LogLevel {
 #[derive(Debug, Parser)]
 #[command(
     name = "greenplum_segment_exporter",
-    version,
+    // GPSE_* come from build.rs.
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("GPSE_GIT_COMMIT"),
+        ", built ",
+        env!("GPSE_BUILD_DATE"),
+        ")"
+    ),
     about = "Prometheus exporter of per-segment connection, prepared-transaction and lock figures \
              of Greenplum-family clusters, read in utility mode"
 )]

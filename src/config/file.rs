@@ -12,7 +12,8 @@ pub(super) fn read_file(path: &Path) -> Result<FileKeys, ConfigError> {
             format!("{}: no such file", path.display()),
         ));
     }
-    permissions::warn_if_exposed("--config.file", path);
+    // No secret in clear (inline passwords are refused): its group may read it.
+    permissions::warn_if_exposed("--config.file", path, permissions::Holds::Settings);
     config::Config::builder()
         .add_source(config::File::from(path))
         .add_source(env_source())

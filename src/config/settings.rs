@@ -115,7 +115,7 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         (None, None, None) => None,
     };
     if let Some(path) = &k.sslkey {
-        permissions::warn_if_exposed(&key("sslkey"), path);
+        permissions::warn_if_exposed(&key("sslkey"), path, permissions::Holds::Secret);
     }
     let tls = DbTls::load(TlsKeys {
         sslmode: k.sslmode,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 static BUILD_INFO: Desc = Desc::gauge(
     "greenplum_exporter_build_info",
-    "The exporter's version; always 1.",
+    "The exporter's version, git commit and build date; always 1.",
 );
 static RELOAD_OK: Desc = Desc::gauge(
     "greenplum_exporter_config_last_reload_successful",
@@ -154,7 +154,11 @@ impl Snapshot {
 
     fn encode(&self, state: &State) {
         let mut all = Writer::default();
-        let version = render_labels(&[("version", env!("CARGO_PKG_VERSION"))]);
+        let version = render_labels(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("commit", env!("GPSE_GIT_COMMIT")),
+            ("build_date", env!("GPSE_BUILD_DATE")),
+        ]);
         all.sample(&BUILD_INFO, &version, &[], 1.0);
         all.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
         let loaded = state

@@ -75,7 +75,9 @@ pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
     let flag = "--web.config.file";
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(flag, format!("cannot read {}: {e}", path.display())))?;
-    permissions::warn_if_exposed(flag, path);
+    // bcrypt hashes and the paths of the certificate and key, no secret in
+    // clear: its group may read it, as it may the configuration file.
+    permissions::warn_if_exposed(flag, path, permissions::Holds::Settings);
     let docs = yaml_rust2::YamlLoader::load_from_str(&text)
         .map_err(|e| invalid(flag, format!("{}: not YAML: {e}", path.display())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -173,7 +175,7 @@ fn server_tls(y: &Yaml, dir: &Path) -> Result<ServerConfig, ConfigError> {
         .ok_or_else(|| invalid(at("key_file"), "required"))?;
     let chain = tls::read_certs(&cert_file).map_err(|e| invalid(at("cert_file"), e))?;
     let key = tls::read_key(&key_file).map_err(|e| invalid(at("key_file"), e))?;
-    permissions::warn_if_exposed(&at("key_file"), &key_file);
+    permissions::warn_if_exposed(&at("key_file"), &key_file, permissions::Holds::Secret);
     let verifier = client_verifier(
         keys.client_auth_type.as_deref().unwrap_or("NoClientCert"),
         keys.client_ca_file.as_deref(),
