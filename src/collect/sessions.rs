@@ -22,7 +22,7 @@ static BACKENDS: Desc = Desc::gauge(
     "Client backends on the instance by kind: executor_active (query executors of a coordinator \
      session that is not idle), executor_idle_session (cached gangs of an idle coordinator session, \
      released after gp_vmem_idle_resource_timeout), executor_orphaned (of no live coordinator \
-     session), executor_unattributed (coordinator not read this round), dispatcher (on the \
+     session), executor_unattributed (coordinator not read this round; present only then), dispatcher (on the \
      coordinator: sessions seen holding executors on a segment), utility (local and utility-mode \
      sessions; on the coordinator also sessions never seen dispatching), exporter.",
 );
@@ -180,6 +180,10 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
 pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out: &mut Writer) {
     for (inst, kinds) in instances.iter().zip(&a.kinds) {
         for (kind, n) in kinds {
+            // Only while the coordinator is not read: no series for the rest of the time.
+            if *kind == "executor_unattributed" && *n == 0.0 {
+                continue;
+            }
             out.sample(&BACKENDS, inst.labels, &[("kind", kind)], *n);
         }
     }

@@ -2,7 +2,7 @@
 //! [`Writer`], which keeps each family's lines together so the body can be
 //! encoded once per round and served as is. Uses nothing else of the crate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,25 +110,45 @@ impl Writer {
         body.push('\n');
     }
 
-    /// Appends another writer's samples (e.g. a second cluster's).
-    pub fn merge(&mut self, other: &Writer) {
-        for (desc, lines) in &other.families {
-            self.body(desc).push_str(lines);
-        }
-    }
-
     /// The text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
-        let size = self.families.iter().map(|(_, b)| b.len() + 128).sum();
+        Writer::encode_all(&[self])
+    }
+
+    /// The text exposition of several writers' samples (e.g. one per
+    /// cluster) as one, each family once, in the order families first
+    /// appear; written into one buffer of the final size, without merging
+    /// the writers into a copy first.
+    pub fn encode_all(writers: &[&Writer]) -> String {
+        let mut order: Vec<&'static Desc> = Vec::new();
+        let mut seen: HashSet<&'static str> = HashSet::new();
+        for w in writers {
+            for (desc, _) in &w.families {
+                if seen.insert(desc.name) {
+                    order.push(desc);
+                }
+            }
+        }
+        let lines = |desc: &'static Desc| {
+            writers
+                .iter()
+                .filter_map(move |w| w.index.get(desc.name).map(|&i| w.families[i].1.as_str()))
+        };
+        let size = order
+            .iter()
+            .map(|d| 2 * d.name.len() + d.help.len() + 32 + lines(*d).map(str::len).sum::<usize>())
+            .sum();
         let mut out = String::with_capacity(size);
-        for (desc, lines) in &self.families {
+        for desc in order {
             let kind = match desc.kind {
                 Kind::Gauge => "gauge",
                 Kind::Counter => "counter",
             };
             let _ = writeln!(out, "# HELP {} {}", desc.name, desc.help);
             let _ = writeln!(out, "# TYPE {} {kind}", desc.name);
-            out.push_str(lines);
+            for part in lines(desc) {
+                out.push_str(part);
+            }
         }
         out
     }
@@ -208,6 +228,21 @@ mod tests {
              greenplum_test_a{cluster=\"c\\\"1\",content=\"0\",state=\"active\"} 0.25\n\
              # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
              greenplum_test_b_total 3\n"
+        );
+    }
+
+    #[test]
+    fn several_writers_encode_as_one_with_each_family_once() {
+        let (mut one, mut two) = (Writer::default(), Writer::default());
+        one.sample(&A, "cluster=\"a\"", &[], 1.0);
+        two.sample(&B, "", &[], 2.0);
+        two.sample(&A, "cluster=\"b\"", &[], 3.0);
+        assert_eq!(
+            Writer::encode_all(&[&one, &two]),
+            "# HELP greenplum_test_a A test gauge.\n# TYPE greenplum_test_a gauge\n\
+             greenplum_test_a{cluster=\"a\"} 1\ngreenplum_test_a{cluster=\"b\"} 3\n\
+             # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
+             greenplum_test_b_total 2\n"
         );
     }
 }

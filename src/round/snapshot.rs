@@ -31,10 +31,9 @@ static RELOAD_TIME: Desc = Desc::gauge(
 /// round so that any number of scrapes costs the databases nothing.
 pub struct Snapshot {
     state: Mutex<State>,
-    /// The exposition, with a number that changes with every re-encoding.
-    body: RwLock<(u64, Bytes)>,
-    /// The same, gzipped at the first request that asks for it after a change.
-    gzip: Mutex<(u64, Bytes)>,
+    /// The exposition, plain and gzipped, compressed once per round off the
+    /// request path: a scrape only clones a handle.
+    body: RwLock<Encoded>,
     /// The exporter process's own CPU, memory and file descriptors, encoded
     /// into the body with every round.
     process: prometheus::Registry,
@@ -52,7 +51,17 @@ pub struct Snapshot {
     peaks_text: Mutex<(u64, Bytes, Option<Bytes>)>,
 }
 
+#[derive(Default)]
+struct Encoded {
+    /// [`State::encodings`] when it was encoded: an older one never replaces it.
+    encoding: u64,
+    plain: Bytes,
+    gzip: Bytes,
+}
+
 struct State {
+    /// Counts encodings of the body.
+    encodings: u64,
     /// Configured clusters; `None` until a cluster's first round.
     clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
     /// Each cluster's peaks between scrapes.
@@ -70,6 +79,7 @@ impl Snapshot {
     pub fn new(clusters: impl IntoIterator<Item = String>, incidents: Arc<Store>) -> Snapshot {
         let snapshot = Snapshot {
             state: Mutex::new(State {
+                encodings: 0,
                 clusters: clusters.into_iter().map(|c| (c, None)).collect(),
                 peaks: BTreeMap::new(),
                 peaks_generation: 1,
@@ -77,8 +87,7 @@ impl Snapshot {
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
             }),
-            body: RwLock::new((0, Bytes::new())),
-            gzip: Mutex::new((0, Bytes::new())),
+            body: RwLock::new(Encoded::default()),
             process: process_registry(),
             json: Mutex::new((0, Bytes::new())),
             ready: AtomicBool::new(false),
@@ -86,7 +95,8 @@ impl Snapshot {
             incidents_json: Mutex::new((0, Bytes::new())),
             peaks_text: Mutex::new((0, Bytes::new(), None)),
         };
-        snapshot.encode(&snapshot.lock());
+        let encoded = snapshot.encode(&mut snapshot.lock());
+        snapshot.store(encoded);
         snapshot
     }
 
@@ -120,7 +130,9 @@ impl Snapshot {
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
         }
-        self.encode(&state);
+        let encoded = self.encode(&mut state);
+        drop(state);
+        self.store(encoded);
     }
 
     /// Sets the configured clusters after a reload: removed ones vanish from
@@ -139,7 +151,9 @@ impl Snapshot {
         peaks.retain(|name, _| state.clusters.contains_key(name));
         state.peaks = peaks;
         state.generation += 1;
-        self.encode(&state);
+        let encoded = self.encode(&mut state);
+        drop(state);
+        self.store(encoded);
     }
 
     /// Records the result of a configuration reload.
@@ -149,36 +163,54 @@ impl Snapshot {
         if ok {
             state.loaded_at = SystemTime::now();
         }
-        self.encode(&state);
+        let encoded = self.encode(&mut state);
+        drop(state);
+        self.store(encoded);
     }
 
-    fn encode(&self, state: &State) {
-        let mut all = Writer::default();
+    /// The exposition of `state`, numbered. Each cluster's samples are
+    /// written straight into one buffer, never merged into a copy first.
+    fn encode(&self, state: &mut State) -> (u64, Vec<u8>) {
+        let mut own = Writer::default();
         let version = render_labels(&[
             ("version", env!("CARGO_PKG_VERSION")),
             ("commit", env!("GPSE_GIT_COMMIT")),
             ("build_date", env!("GPSE_BUILD_DATE")),
         ]);
-        all.sample(&BUILD_INFO, &version, &[], 1.0);
-        all.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
+        own.sample(&BUILD_INFO, &version, &[], 1.0);
+        own.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
         let loaded = state
             .loaded_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        all.sample(&RELOAD_TIME, "", &[], loaded);
-        for (w, _) in state.clusters.values().flatten() {
-            all.merge(w);
-        }
-        let mut text = all.encode().into_bytes();
+        own.sample(&RELOAD_TIME, "", &[], loaded);
+        let writers: Vec<&Writer> = std::iter::once(&own)
+            .chain(state.clusters.values().flatten().map(|(w, _)| w))
+            .collect();
+        let mut text = Writer::encode_all(&writers).into_bytes();
         // Encoding a handful of process gauges into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.process.gather(), &mut text);
+        state.encodings += 1;
+        (state.encodings, text)
+    }
+
+    /// Compresses an encoding (outside the state's lock, so scrapes do not
+    /// wait for it) and serves it, unless a later one is served already.
+    fn store(&self, (encoding, text): (u64, Vec<u8>)) {
+        let gzip = Bytes::from(gzip(&text));
         let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
-        *body = (body.0 + 1, Bytes::from(text));
+        if encoding > body.encoding {
+            *body = Encoded {
+                encoding,
+                plain: Bytes::from(text),
+                gzip,
+            };
+        }
     }
 
     /// What a scrape of `/metrics` gets, as two parts to send one after the
-    /// other: the latest rounds' exposition (encoded once per round, gzipped
-    /// once per round for who asks), then the peaks, which depend on when the
+    /// other: the latest rounds' exposition (encoded and gzipped once per
+    /// round), then the peaks, which depend on when the
     /// previous scrape was. A gzip stream may hold several members, so the
     /// peaks are a second, small gzip member. Neither part is copied.
     pub fn scrape(&self, gzip_wanted: bool) -> [Bytes; 2] {
@@ -242,23 +274,17 @@ impl Snapshot {
 
     /// The encoded exposition of the latest rounds (cheap to clone).
     pub fn body(&self) -> Bytes {
-        self.body
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
+        self.encoded().plain.clone()
     }
 
-    /// [`Snapshot::body`] gzipped, compressed once per round at most: a
-    /// large cluster's body is megabytes, which Prometheus asks for gzipped.
+    /// [`Snapshot::body`] gzipped (compressed once per round, when it was
+    /// encoded): a large cluster's body is megabytes, which Prometheus asks for gzipped.
     pub fn body_gzip(&self) -> Bytes {
-        let (generation, body) = self.body.read().unwrap_or_else(|e| e.into_inner()).clone();
-        // Held while compressing: concurrent scrapes wait rather than repeat the work.
-        let mut cached = self.gzip.lock().unwrap_or_else(|e| e.into_inner());
-        if cached.0 != generation {
-            *cached = (generation, Bytes::from(gzip(&body)));
-        }
-        cached.1.clone()
+        self.encoded().gzip.clone()
+    }
+
+    fn encoded(&self) -> std::sync::RwLockReadGuard<'_, Encoded> {
+        self.body.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).

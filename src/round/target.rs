@@ -215,9 +215,16 @@ impl Target {
         let Some(up) = s.up else { return };
         let l = &self.labels;
         w.sample(&UP, l, &[], f64::from(u8::from(up)));
-        w.sample(&DURATION, l, &[], s.duration.as_secs_f64());
+        // Per-instance times to the microsecond and millisecond: finer digits
+        // mean nothing here and cost bytes on every instance's line.
+        w.sample(&DURATION, l, &[], s.duration.as_micros() as f64 / 1e6);
         if let Some(ts) = s.last_success {
-            w.sample(&LAST_SUCCESS, l, &[], unix_seconds(ts));
+            w.sample(
+                &LAST_SUCCESS,
+                l,
+                &[],
+                (unix_seconds(ts) * 1e3).round() / 1e3,
+            );
         }
         for (kind, n) in &s.errors {
             w.sample(&ERRORS, l, &[("kind", kind.label())], *n as f64);
