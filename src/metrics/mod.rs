@@ -136,7 +136,7 @@ impl Writer {
         };
         let size = order
             .iter()
-            .map(|d| 2 * d.name.len() + d.help.len() + 32 + lines(*d).map(str::len).sum::<usize>())
+            .map(|d| 2 * d.name.len() + d.help.len() + 32 + lines(d).map(str::len).sum::<usize>())
             .sum();
         let mut out = String::with_capacity(size);
         for desc in order {
