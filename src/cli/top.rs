@@ -117,7 +117,7 @@ impl Source {
         match self {
             Source::Rounds(runners) => {
                 futures::future::join_all(runners.iter_mut().map(Runner::round)).await;
-                Ok(runners.iter().map(|r| r.render().1).collect())
+                Ok(runners.iter_mut().map(|r| r.render().1).collect())
             }
             Source::Exporter(e) => {
                 let body = e

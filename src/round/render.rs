@@ -59,8 +59,9 @@ static TOPOLOGY_REFRESHES: Desc = Desc::counter(
 
 impl Runner {
     /// This cluster's samples after the last round, the same figures as a
-    /// view for the status page and `top`, and what the peaks follow.
-    pub fn render(&self) -> (Writer, ClusterView, Vec<Observation>) {
+    /// view for the status page and `top`, and what the peaks follow. Once
+    /// per round: the round's views move into the view, not copied.
+    pub fn render(&mut self) -> (Writer, ClusterView, Vec<Observation>) {
         let mut w = Writer::default();
         let mut targets: Vec<&Target> = self.targets.values().collect();
         targets.sort_by_key(|t| (t.row.content, t.row.dbid));
@@ -109,14 +110,14 @@ impl Runner {
                 .map(|f| Name::Borrowed(f.name())),
             version: self.coordinator.as_ref().map(|c| c.version.clone()),
             round_finished_at: self.stats.last_round_end.map(unix_seconds),
-            instances: self.digest.instances.clone(),
+            instances: std::mem::take(&mut self.digest.instances),
             not_collected: self
                 .catalog
                 .iter()
                 .filter(|r| !r.is_scrape_target())
                 .map(CatalogView::of)
                 .collect(),
-            attribution: self.digest.attribution.clone(),
+            attribution: self.digest.attribution.take(),
         };
         (w, view, observations)
     }
