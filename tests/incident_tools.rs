@@ -439,6 +439,15 @@ async fn status_page_draws_headroom_and_marks_the_replayed_incident() -> Result<
     )
     .await?;
     let url = format!("http://127.0.0.1:{}/", exporter.port);
+    // `top` says the same in a line of its own.
+    let top = Command::new(EXPORTER)
+        .args(["top", "--from", &url])
+        .output()?;
+    let top = String::from_utf8(top.stdout)?;
+    assert!(
+        top.contains("3 coordinator sessions queued for a resource group: each holds a coordinator slot, no segment gangs"),
+        "{top}"
+    );
     let dom = chromium(&["--dump-dom"], &url).await?;
     for content in [-1, 0, 1] {
         let tile = element(&dom, &format!("data-content=\"{content}\""))?;

@@ -121,32 +121,35 @@ pub async fn record(pid: i32, seconds: u64, out: &Path) -> Result<Profile> {
 /// Hot paths by inclusive time: a label and a piece of the function's symbol.
 const HOT_PATHS: &[(&str, &str)] = &[
     (
-        "collection tasks: checkout, query, receive and decode rows (`target::collect_instance`)",
-        "target::collect_instance",
+        "collection tasks: checkout, query, receive and decode rows (`collect::statement::run`)",
+        "collect::statement::run",
     ),
     (
         "- receive rows (`tokio_postgres` `RowStream::poll_next`)",
         "RowStream as futures_core::stream::Stream>::poll_next",
     ),
-    ("- decode rows (`target::decode_row`)", "target::decode_row"),
+    (
+        "- decode rows (`statement::decode_row`)",
+        "statement::decode_row",
+    ),
     (
         "connection tasks: socket I/O, protocol parsing (`tokio_postgres` `Connection::poll`)",
         "tokio_postgres::connection::Connection<S,T> as core::future::future::Future>::poll",
     ),
     (
-        "render samples after the round (`round::Runner::render`)",
-        "round::Runner::render",
+        "render samples after the round (`Runner::render`)",
+        "round::Runner>::render",
     ),
     (
         "- label and value formatting (`metrics::Writer::sample`)",
         "metrics::Writer::sample",
     ),
     (
-        "merge and encode the body (`metrics::Snapshot::publish`)",
-        "metrics::Snapshot::publish",
+        "encode and gzip the body (`snapshot::Snapshot::publish`)",
+        "snapshot::Snapshot::publish",
     ),
     ("- `metrics::Writer::encode`", "metrics::Writer::encode"),
-    ("serve /metrics (`http::metrics`)", "http::metrics"),
+    ("serve /metrics (`web::metrics`)", "web::metrics"),
     (
         "tokio workers parking and waking (`Context::park_internal`)",
         "Context::park_internal",
@@ -288,7 +291,7 @@ mod tests {
 
     #[test]
     fn reads_perf_rows() {
-        let flat = "# Samples: 12K of event 'cpu-clock'\n#\n    12.50%  [k] finish_task_switch  -  -\n     3.25%  [.] greenplum_segment_exporter::target::decode_row\n";
+        let flat = "# Samples: 12K of event 'cpu-clock'\n#\n    12.50%  [k] finish_task_switch  -  -\n     3.25%  [.] greenplum_segment_exporter::collect::statement::decode_row\n";
         let r = rows(flat, false);
         assert_eq!(r.len(), 2);
         assert_eq!(r[1].0, 3.25);
