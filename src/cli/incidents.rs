@@ -1,6 +1,7 @@
 //! `top --incidents`: the recorded episodes, newest first, each with who
 //! held the slots when it started.
 
+use super::table::{client_or_local, cut, session_who};
 use crate::model::incident::Incident;
 use std::fmt::Write as _;
 
@@ -45,23 +46,12 @@ pub fn render(incidents: &[Incident], width: usize) -> String {
         }
         for s in i.sessions.iter().take(SESSIONS_SHOWN) {
             let line = format!(
-                "  sess {} {} {} {} {} here, {} in total, {} old, from {}{}",
-                s.sess_id,
-                s.usename,
-                if s.application_name.is_empty() {
-                    "-"
-                } else {
-                    &s.application_name
-                },
-                s.state,
+                "  {} {} here, {} in total, {} old, from {}{}",
+                session_who(&s.sess_id, &s.usename, &s.application_name, &s.state),
                 s.backends_here,
                 s.backends_total,
                 duration(s.age_seconds),
-                if s.client_addr.is_empty() {
-                    "local"
-                } else {
-                    &s.client_addr
-                },
+                client_or_local(&s.client_addr),
                 s.query
                     .as_deref()
                     .map(|q| format!(": {q}"))
@@ -108,15 +98,6 @@ fn duration(seconds: f64) -> String {
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
-}
-
-fn cut(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        return s.to_owned();
-    }
-    let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
-    cut.push('~');
-    cut
 }
 
 #[cfg(test)]

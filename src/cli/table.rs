@@ -206,22 +206,11 @@ pub fn render(v: &ClusterView, width: usize) -> String {
             );
             for s in a.sessions.iter().take(SESSIONS_SHOWN) {
                 let line = format!(
-                    "  sess {} {} {} {} {} backends, {} old, from {}",
-                    s.sess_id,
-                    s.usename,
-                    if s.application_name.is_empty() {
-                        "-"
-                    } else {
-                        &s.application_name
-                    },
-                    s.state,
+                    "  {} {} backends, {} old, from {}",
+                    session_who(&s.sess_id, &s.usename, &s.application_name, &s.state),
                     s.segment_backends,
                     seconds(s.age_seconds),
-                    if s.client_addr.is_empty() {
-                        "local"
-                    } else {
-                        &s.client_addr
-                    },
+                    client_or_local(&s.client_addr),
                 );
                 let _ = writeln!(out, "{}", cut(&line, width));
             }
@@ -278,8 +267,31 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s:<width$}")
 }
 
+/// How `top` names a coordinator session: id, role, application (`-` when
+/// none) and state.
+pub(super) fn session_who(
+    sess_id: &str,
+    usename: &str,
+    application_name: &str,
+    state: &str,
+) -> String {
+    let application = match application_name {
+        "" => "-",
+        name => name,
+    };
+    format!("sess {sess_id} {usename} {application} {state}")
+}
+
+/// A client address, or `local` for a Unix-socket session.
+pub(super) fn client_or_local(client_addr: &str) -> &str {
+    match client_addr {
+        "" => "local",
+        addr => addr,
+    }
+}
+
 /// `s` cut to `width` characters, marking the cut.
-fn cut(s: &str, width: usize) -> String {
+pub(super) fn cut(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_owned();
     }
@@ -292,6 +304,20 @@ fn cut(s: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use crate::cli::top::UNLIMITED;
+
+    #[test]
+    fn a_session_reads_the_same_in_top_and_the_incidents() {
+        assert_eq!(
+            session_who("8812", "etl", "loader", "idle in transaction"),
+            "sess 8812 etl loader idle in transaction"
+        );
+        assert_eq!(
+            session_who("9", "gpadmin", "", "active"),
+            "sess 9 gpadmin - active"
+        );
+        assert_eq!(client_or_local(""), "local");
+        assert_eq!(client_or_local("10.1.2.3"), "10.1.2.3");
+    }
 
     #[test]
     fn narrow_terminals_lose_columns_in_order_and_lines_fit() {
