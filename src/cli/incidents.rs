@@ -47,11 +47,11 @@ pub fn render(incidents: &[Incident], width: usize) -> String {
         for s in i.sessions.iter().take(SESSIONS_SHOWN) {
             let line = format!(
                 "  {} {} here, {} in total, {} old, from {}{}",
-                session_who(&s.sess_id, &s.usename, &s.application_name, &s.state),
+                session_who(&s.session),
                 s.backends_here,
                 s.backends_total,
-                duration(s.age_seconds),
-                client_or_local(&s.client_addr),
+                duration(s.session.age_seconds),
+                client_or_local(&s.session.client_addr),
                 s.query
                     .as_deref()
                     .map(|q| format!(": {q}"))

@@ -1,6 +1,7 @@
 //! `top`'s table: one cluster's instances, lowest headroom first, cut to the
 //! terminal's width, and the coordinator sessions holding most slots.
 
+use crate::model::attribution::SessionIdentity;
 use crate::model::figures::Slots;
 use crate::model::view::{ClusterView, InstanceView};
 use std::fmt::Write as _;
@@ -207,10 +208,10 @@ pub fn render(v: &ClusterView, width: usize) -> String {
             for s in a.sessions.iter().take(SESSIONS_SHOWN) {
                 let line = format!(
                     "  {} {} backends, {} old, from {}",
-                    session_who(&s.sess_id, &s.usename, &s.application_name, &s.state),
+                    session_who(&s.session),
                     s.segment_backends,
-                    seconds(s.age_seconds),
-                    client_or_local(&s.client_addr),
+                    seconds(s.session.age_seconds),
+                    client_or_local(&s.session.client_addr),
                 );
                 let _ = writeln!(out, "{}", cut(&line, width));
             }
@@ -269,17 +270,12 @@ fn pad(s: &str, width: usize) -> String {
 
 /// How `top` names a coordinator session: id, role, application (`-` when
 /// none) and state.
-pub(super) fn session_who(
-    sess_id: &str,
-    usename: &str,
-    application_name: &str,
-    state: &str,
-) -> String {
-    let application = match application_name {
+pub(super) fn session_who(s: &SessionIdentity) -> String {
+    let application = match s.application_name.as_str() {
         "" => "-",
         name => name,
     };
-    format!("sess {sess_id} {usename} {application} {state}")
+    format!("sess {} {} {application} {}", s.sess_id, s.usename, s.state)
 }
 
 /// A client address, or `local` for a Unix-socket session.
@@ -307,14 +303,17 @@ mod tests {
 
     #[test]
     fn a_session_reads_the_same_in_top_and_the_incidents() {
-        assert_eq!(
-            session_who("8812", "etl", "loader", "idle in transaction"),
-            "sess 8812 etl loader idle in transaction"
-        );
-        assert_eq!(
-            session_who("9", "gpadmin", "", "active"),
-            "sess 9 gpadmin - active"
-        );
+        let mut s = SessionIdentity {
+            sess_id: "8812".into(),
+            usename: "etl".into(),
+            application_name: "loader".into(),
+            client_addr: String::new(),
+            state: "idle in transaction".into(),
+            age_seconds: 1.0,
+        };
+        assert_eq!(session_who(&s), "sess 8812 etl loader idle in transaction");
+        s.application_name.clear();
+        assert_eq!(session_who(&s), "sess 8812 etl - idle in transaction");
         assert_eq!(client_or_local(""), "local");
         assert_eq!(client_or_local("10.1.2.3"), "10.1.2.3");
     }

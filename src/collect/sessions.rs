@@ -10,7 +10,7 @@
 use super::{items, top_n, total, ClusterCtx, Collector, InstanceRows, Row, OTHER};
 use crate::config::{CollectorName, TopN};
 use crate::metrics::{Desc, Writer};
-use crate::model::attribution::{Attribution, Holder, Overcommit, SessionHolder};
+use crate::model::attribution::{Attribution, Holder, Overcommit, SessionHolder, SessionIdentity};
 use crate::model::family::Family;
 use crate::model::incident::IncidentSession;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -212,7 +212,8 @@ pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out:
             out.sample(max, l, &[(label, &h.name)], h.most_on_one_segment);
         }
     }
-    for s in &a.sessions {
+    for holder in &a.sessions {
+        let s = &holder.session;
         let labels = [
             ("sess_id", s.sess_id.as_str()),
             ("usename", &s.usename),
@@ -220,7 +221,7 @@ pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out:
             ("client_addr", &s.client_addr),
             ("state", &s.state),
         ];
-        out.sample(&BY_SESSION, l, &labels, s.segment_backends);
+        out.sample(&BY_SESSION, l, &labels, holder.segment_backends);
         out.sample(&SESSION_AGE, l, &labels, s.age_seconds);
     }
     if a.other_sessions > 0.0 {
@@ -251,6 +252,19 @@ struct Session<'r> {
     /// Empty unless query text is read (`incidents.query_text`).
     query: &'r str,
     age: f64,
+}
+
+impl Session<'_> {
+    fn identity(&self, sess_id: &str) -> SessionIdentity {
+        SessionIdentity {
+            sess_id: sess_id.to_owned(),
+            usename: self.usename.to_owned(),
+            application_name: self.application_name.to_owned(),
+            client_addr: self.client_addr.to_owned(),
+            state: self.state.to_owned(),
+            age_seconds: self.age,
+        }
+    }
 }
 
 fn coordinator_sessions<'r>(rows: &[&'r Row]) -> HashMap<&'r str, Session<'r>> {
@@ -318,17 +332,9 @@ impl<'r> Held<'r> {
         let (kept, rest) = top_n(self.by_session.iter().map(|(id, v)| (*id, *v)), n);
         let kept = kept
             .into_iter()
-            .map(|(id, backends)| {
-                let s = &sessions[id];
-                SessionHolder {
-                    sess_id: id.to_owned(),
-                    usename: s.usename.to_owned(),
-                    application_name: s.application_name.to_owned(),
-                    client_addr: s.client_addr.to_owned(),
-                    state: s.state.to_owned(),
-                    age_seconds: s.age,
-                    segment_backends: backends,
-                }
+            .map(|(id, backends)| SessionHolder {
+                session: sessions[id].identity(id),
+                segment_backends: backends,
             })
             .collect();
         (kept, total(rest.iter().map(|(_, v)| *v)))
@@ -377,12 +383,7 @@ pub fn holders_on(
         .map(|(id, _)| {
             let s = &sessions[id];
             IncidentSession {
-                sess_id: id.to_owned(),
-                usename: s.usename.to_owned(),
-                application_name: s.application_name.to_owned(),
-                client_addr: s.client_addr.to_owned(),
-                state: s.state.to_owned(),
-                age_seconds: s.age,
+                session: s.identity(id),
                 backends_here: here.get(id).copied().unwrap_or(0.0),
                 backends_total: total.get(id).copied().unwrap_or(0.0),
                 query: with_query.then(|| s.query.to_owned()),

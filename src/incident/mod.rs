@@ -67,8 +67,8 @@ impl Detector {
                         %cluster, content = c.content, dbid = c.dbid, address = %c.address,
                         port = c.port, used = slots.used, max_connections = slots.max_connections,
                         headroom = slots.headroom_ordinary,
-                        top_session = top.map(|s| s.sess_id.as_str()).unwrap_or(""),
-                        top_user = top.map(|s| s.usename.as_str()).unwrap_or(""),
+                        top_session = top.map(|s| s.session.sess_id.as_str()).unwrap_or(""),
+                        top_user = top.map(|s| s.session.usename.as_str()).unwrap_or(""),
                         top_backends = top.map_or(0.0, |s| s.backends_here),
                         id = %incident.id,
                         "ordinary connection slots exhausted: incident started"

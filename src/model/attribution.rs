@@ -33,15 +33,23 @@ pub struct Holder {
     pub most_on_one_segment: f64,
 }
 
-/// A coordinator session and the segment backends it holds.
+/// A coordinator session as `pg_stat_activity` shows it: who, from where,
+/// doing what, since when.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SessionHolder {
+pub struct SessionIdentity {
     pub sess_id: String,
     pub usename: String,
     pub application_name: String,
     pub client_addr: String,
     pub state: String,
     pub age_seconds: f64,
+}
+
+/// A coordinator session and the segment backends it holds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionHolder {
+    #[serde(flatten)]
+    pub session: SessionIdentity,
     /// Summed over segments.
     pub segment_backends: f64,
 }

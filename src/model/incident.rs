@@ -3,6 +3,7 @@
 //! sessions that held the slots. `/api/v1/incidents`, `top --incidents`, the
 //! status page and the incidents file show these.
 
+use crate::model::attribution::SessionIdentity;
 use crate::model::figures::Slots;
 use crate::model::view::CatalogView;
 use serde::{Deserialize, Serialize};
@@ -40,12 +41,8 @@ pub struct Incident {
 /// A coordinator session and what it held when the episode started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentSession {
-    pub sess_id: String,
-    pub usename: String,
-    pub application_name: String,
-    pub client_addr: String,
-    pub state: String,
-    pub age_seconds: f64,
+    #[serde(flatten)]
+    pub session: SessionIdentity,
     /// Backends of the session on the instance of the episode.
     pub backends_here: f64,
     /// Backends of the session on every instance collected that round.
