@@ -149,18 +149,17 @@ impl Runner {
                 _ = self.round() => {}
                 _ = shutdown.changed() => break,
             }
-            // Rendering and encoding a large cluster takes milliseconds of
-            // CPU: off the async workers, which keep serving scrapes meanwhile.
-            off_the_async_workers(|| {
-                let (samples, view, observations) = self.render();
-                snapshot.publish(
-                    &self.cfg.name,
-                    samples,
-                    view,
-                    observations,
-                    self.cfg.peak_window,
-                );
-            });
+            // Milliseconds of CPU at a thousand segments, between rounds;
+            // scrapes meanwhile are served from the previous snapshot by
+            // the HTTP thread.
+            let (samples, view, observations) = self.render();
+            snapshot.publish(
+                &self.cfg.name,
+                samples,
+                view,
+                observations,
+                self.cfg.peak_window,
+            );
         }
         self.close();
     }
@@ -477,15 +476,4 @@ fn ticker_from_now(period: Duration) -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
-}
-
-/// Runs `f` where it does not hold up other tasks: on a multi-threaded
-/// runtime (the exporter's) the worker hands its tasks to another first;
-/// elsewhere (single-threaded tests) in place.
-fn off_the_async_workers<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
