@@ -72,13 +72,13 @@ async fn k_ordinary_connections_change_only_that_segment(family: Family) -> Resu
         Some(ordinary + 7.0)
     );
     let superuser = (SEG.max_connections - 1 - 8) as f64;
+    // Derived figures: in the views (served series give them in PromQL).
+    let view = exporter.instance_view(0).await?;
+    assert_eq!(view["connections"]["used"], 8.0);
+    assert_eq!(view["connections"]["headroom_superuser"], superuser);
     assert_eq!(
-        m.seg("greenplum_connections_headroom_superuser", 0, &[]),
-        Some(superuser)
-    );
-    assert_eq!(
-        m.seg("greenplum_connections_utilization_ratio", 0, &[]),
-        Some(8.0 / SEG.ordinary_slots() as f64)
+        view["connections"]["utilization"],
+        8.0 / SEG.ordinary_slots() as f64
     );
     assert_eq!(
         m.seg(
@@ -211,13 +211,12 @@ async fn filled_segment_shows_headroom_zero_and_stays_up(family: Family) -> Resu
         m.seg("greenplum_connections_headroom_ordinary", 1, &[]),
         Some(0.0)
     );
+    let view = exporter.instance_view(1).await?;
+    assert_eq!(view["connections"]["used"], full);
+    assert_eq!(view["connections"]["utilization"], 1.0);
     assert_eq!(
-        m.seg("greenplum_connections_utilization_ratio", 1, &[]),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.seg("greenplum_connections_headroom_superuser", 1, &[]),
-        Some((SEG.max_connections - 1) as f64 - full)
+        view["connections"]["headroom_superuser"],
+        (SEG.max_connections - 1) as f64 - full
     );
     assert_eq!(m.seg("greenplum_up", 1, &[]), Some(1.0));
     assert!(cluster
@@ -267,10 +266,9 @@ async fn prepared_transactions_count_limit_and_age(family: Family) -> Result<()>
         m.seg("greenplum_prepared_transactions_max", 0, &[]),
         Some(max)
     );
-    assert_eq!(
-        m.seg("greenplum_prepared_transactions_headroom", 0, &[]),
-        Some(max - 2.0)
-    );
+    let view = exporter.instance_view(0).await?;
+    assert_eq!(view["prepared"]["count"], 2.0);
+    assert_eq!(view["prepared"]["headroom"], max - 2.0);
     assert_eq!(m.seg("greenplum_prepared_transactions", 1, &[]), Some(0.0));
     let m = exporter
         .wait_for("both older than the 2 s threshold", |m| {
@@ -448,13 +446,15 @@ async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<
         ),
         Some(0.0)
     );
+    // In its preferred role: the mirror row's info says so (no series of its own).
+    let info = m.all("greenplum_instance_info", &[("dbid", &mirror)]);
     assert_eq!(
-        m.get(
-            "greenplum_catalog_instance_in_preferred_role",
-            &[("dbid", &mirror)]
-        ),
-        Some(1.0)
+        (info[0].1["role"].as_str(), info[0].1["preferred_role"].as_str()),
+        ("m", "m")
     );
+    assert!(m
+        .all("greenplum_catalog_instance_in_preferred_role", &[])
+        .is_empty());
     Ok(())
 }
 
@@ -506,10 +506,9 @@ async fn coordinator_series_and_family_detection(family: Family) -> Result<()> {
     let max = InstanceSettings::COORDINATOR.max_connections as f64;
     assert_eq!(m.seg("greenplum_connections_max", -1, &[]), Some(max));
     // No FTS slot on the coordinator: superusers may use all but the used slots.
-    assert_eq!(
-        m.seg("greenplum_connections_headroom_superuser", -1, &[]),
-        Some(max - 1.0)
-    );
+    let view = exporter.instance_view(-1).await?;
+    assert_eq!(view["connections"]["used"], 1.0);
+    assert_eq!(view["connections"]["headroom_superuser"], max - 1.0);
     let info = m.all("greenplum_cluster_info", &[("family", family.name())]);
     assert_eq!(info.len(), 1, "{}", m.text);
     assert!(info[0].1["version"].contains("Greenplum Database"));

@@ -291,9 +291,11 @@ async fn full_segment_takes_the_exporter_back_through_a_reserved_slot() -> Resul
         m.seg("greenplum_connections_headroom_ordinary", 1, &[]),
         Some(0.0)
     );
+    let view = exporter.instance_view(1).await?;
+    assert_eq!(view["connections"]["used"], full);
     assert_eq!(
-        m.seg("greenplum_connections_headroom_superuser", 1, &[]),
-        Some((seg.max_connections - 1) as f64 - full)
+        view["connections"]["headroom_superuser"],
+        (seg.max_connections - 1) as f64 - full
     );
     let after = cluster
         .query_i64(
@@ -468,12 +470,11 @@ async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
     let old = primary.dbid.to_string();
     let old_info = m.all("greenplum_instance_info", &[("dbid", &old)]);
     assert_eq!(old_info[0].1["role"], "m", "{}", m.text);
+    // Out of its preferred role, as the alert reads it.
+    let promoted = m.all("greenplum_instance_info", &[("dbid", &mirror_dbid)]);
     assert_eq!(
-        m.get(
-            "greenplum_catalog_instance_in_preferred_role",
-            &[("dbid", &mirror_dbid)]
-        ),
-        Some(0.0)
+        (promoted[0].1["role"].as_str(), promoted[0].1["preferred_role"].as_str()),
+        ("p", "m")
     );
     assert_eq!(
         m.get("greenplum_catalog_instance_up", &[("dbid", &old)]),

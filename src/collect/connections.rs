@@ -41,14 +41,6 @@ static HEADROOM_ORDINARY: Desc = Desc::gauge(
     "greenplum_connections_headroom_ordinary",
     "Slots left for non-superuser roles: max_connections - superuser_reserved_connections - used (not below 0).",
 );
-static HEADROOM_SUPERUSER: Desc = Desc::gauge(
-    "greenplum_connections_headroom_superuser",
-    "Slots left for superusers: max_connections - used, less one slot kept for the FTS prober on segments (not below 0).",
-);
-static UTILIZATION: Desc = Desc::gauge(
-    "greenplum_connections_utilization_ratio",
-    "Used slots over the slots ordinary roles may use (max_connections - superuser_reserved_connections).",
-);
 static OLDEST_IDLE_IN_TX: Desc = Desc::gauge(
     "greenplum_connections_oldest_idle_in_transaction_seconds",
     "Longest time a client backend has been idle in transaction (0 when none).",
@@ -72,14 +64,10 @@ static BY_APPLICATION: Desc = Desc::gauge(
 
 /// The states every instance shows in normal work: always exported, zero
 /// when absent, so graphs and rules over them have no gaps. The rare ones
-/// (`fastpath function call`, `disabled`, or any a newer server adds) are
-/// exported while present: at 1024 segments a zero series costs ~90 kB a scrape.
-const STATES: [&str; 4] = [
-    "active",
-    "idle",
-    "idle in transaction",
-    "idle in transaction (aborted)",
-];
+/// (`idle in transaction (aborted)`, `fastpath function call`, `disabled`,
+/// or any a newer server adds) are exported while present: at 1024
+/// segments a zero series costs ~90 kB a scrape.
+const STATES: [&str; 3] = ["active", "idle", "idle in transaction"];
 
 /// On GP6+ segments one slot above the superuser reserve is kept for the FTS prober.
 const FTS_SLOTS_ON_SEGMENTS: f64 = 1.0;
@@ -117,11 +105,10 @@ impl Collector for Connections {
         }
         out.sample(&MAX, l, &[], s.max_connections);
         out.sample(&RESERVED, l, &[], s.superuser_reserved);
+        // The superuser headroom and the utilization ratio follow from
+        // these in PromQL (docs/metrics.md): not served, at 1024 segments
+        // each would cost ~80 kB a scrape.
         out.sample(&HEADROOM_ORDINARY, l, &[], s.headroom_ordinary);
-        out.sample(&HEADROOM_SUPERUSER, l, &[], s.headroom_superuser);
-        if let Some(ratio) = s.utilization {
-            out.sample(&UTILIZATION, l, &[], ratio);
-        }
 
         out.sample(
             &OLDEST_IDLE_IN_TX,

@@ -1,5 +1,6 @@
-//! Prepared (two-phase) transactions: count, limit, headroom, oldest age and
-//! how many are older than the configured threshold (likely orphaned).
+//! Prepared (two-phase) transactions: count, limit, oldest age and how many
+//! are older than the configured threshold (likely orphaned). The headroom
+//! (limit - count) is the views' and PromQL's to compute, not a series.
 
 use super::{item, Collector, Ctx, Row};
 use crate::config::CollectorName;
@@ -16,10 +17,6 @@ static COUNT: Desc = Desc::gauge(
 static MAX: Desc = Desc::gauge(
     "greenplum_prepared_transactions_max",
     "The instance's max_prepared_transactions.",
-);
-static HEADROOM: Desc = Desc::gauge(
-    "greenplum_prepared_transactions_headroom",
-    "Prepared-transaction slots left: max_prepared_transactions - prepared (not below 0).",
 );
 static OLDEST: Desc = Desc::gauge(
     "greenplum_prepared_transactions_oldest_age_seconds",
@@ -44,7 +41,6 @@ impl Collector for Prepared {
         let p = figures(rows);
         out.sample(&COUNT, l, &[], p.count);
         out.sample(&MAX, l, &[], p.max);
-        out.sample(&HEADROOM, l, &[], p.headroom);
         out.sample(&OLDEST, l, &[], p.oldest_age_seconds);
         out.sample(&STALE, l, &[], p.stale);
     }

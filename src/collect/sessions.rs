@@ -112,6 +112,12 @@ const EXECUTOR_KINDS: [&str; 4] = [
     "executor_unattributed",
 ];
 
+/// Kinds that are zero on a healthy instance: served only while non-zero
+/// (at 1024 segments a zero series costs ~75 kB a scrape). Unattributed
+/// executors exist only while the coordinator is not read; orphaned ones are
+/// a fault (alert `GreenplumOrphanedExecutors` tests `> 0`).
+const SERVED_WHILE_PRESENT: [&str; 2] = ["executor_orphaned", "executor_unattributed"];
+
 impl Collector for Sessions {
     fn name(&self) -> CollectorName {
         CollectorName::Sessions
@@ -180,8 +186,7 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
 pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out: &mut Writer) {
     for (inst, kinds) in instances.iter().zip(&a.kinds) {
         for (kind, n) in kinds {
-            // Only while the coordinator is not read: no series for the rest of the time.
-            if *kind == "executor_unattributed" && *n == 0.0 {
+            if SERVED_WHILE_PRESENT.contains(kind) && *n == 0.0 {
                 continue;
             }
             out.sample(&BACKENDS, inst.labels, &[("kind", kind)], *n);

@@ -28,8 +28,13 @@ impl Collector for Settings {
 
     fn write(&self, rows: &[&Row], ctx: &Ctx, out: &mut Writer) {
         for r in items(rows, "numeric") {
-            let labels = [("name", r.label(0)), ("unit", r.label(1))];
-            out.sample(&NUMERIC, ctx.labels, &labels, r.value);
+            // An empty label is no label to Prometheus: a unitless setting
+            // is served without one, the same series in fewer bytes.
+            let (name, unit) = (("name", r.label(0)), ("unit", r.label(1)));
+            match unit.1.is_empty() {
+                true => out.sample(&NUMERIC, ctx.labels, &[name], r.value),
+                false => out.sample(&NUMERIC, ctx.labels, &[name, unit], r.value),
+            }
         }
         for r in items(rows, "text") {
             let labels = [("name", r.label(0)), ("value", r.label(1))];

@@ -1,5 +1,8 @@
-//! Catalog view of the cluster: every instance's status, role and sync mode
-//! as `gp_segment_configuration` records them (mirrors included), and counts.
+//! Catalog view of the cluster: every instance's status and sync mode as
+//! `gp_segment_configuration` records them (mirrors included), and counts.
+//! Role and preferred role are labels of `greenplum_instance_info`: an
+//! instance out of its preferred role is `greenplum_instance_info{role="m",
+//! preferred_role="p"}`, no series of its own.
 //! The sync mode only where the content has a mirror: the coordinator row
 //! says `n` whenever there is no standby, as do unmirrored segments.
 
@@ -10,10 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 static STATUS_UP: Desc = Desc::gauge(
     "greenplum_catalog_instance_up",
     "1 when gp_segment_configuration marks the instance up (status u), 0 when down.",
-);
-static PREFERRED: Desc = Desc::gauge(
-    "greenplum_catalog_instance_in_preferred_role",
-    "1 when the instance runs in its preferred role; 0 after an unbalanced failover.",
 );
 static SYNCED: Desc = Desc::gauge(
     "greenplum_catalog_instance_synchronized",
@@ -42,8 +41,6 @@ pub fn write(rows: &[SegmentRow], cluster: &str, cluster_labels: &str, out: &mut
             ("dbid", &row.dbid.to_string()),
         ]);
         out.sample(&STATUS_UP, &l, &[], f64::from(u8::from(row.status == 'u')));
-        let preferred = row.role == row.preferred_role;
-        out.sample(&PREFERRED, &l, &[], f64::from(u8::from(preferred)));
         if mirrored.contains(&row.content) {
             out.sample(&SYNCED, &l, &[], f64::from(u8::from(row.mode == 's')));
         }

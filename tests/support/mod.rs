@@ -136,6 +136,25 @@ impl Exporter {
         http_get(self.port, path).await
     }
 
+    /// One instance's figures in `/api/v1/instances` (first cluster): what
+    /// `top` and the status page show, the figures derived in PromQL from
+    /// served series (superuser headroom, utilization) included.
+    pub async fn instance_view(&self, content: i64) -> Result<serde_json::Value> {
+        let (status, body) = self.get("/api/v1/instances").await?;
+        if status != 200 {
+            bail!("/api/v1/instances answered {status}: {body}");
+        }
+        let mut doc: serde_json::Value = serde_json::from_str(&body)?;
+        let instances = doc["clusters"][0]["instances"].take();
+        instances
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["catalog"]["content"] == content)
+            .cloned()
+            .with_context(|| format!("no content {content} in {body}"))
+    }
+
     pub async fn scrape(&self) -> Result<Metrics> {
         let (status, body) = self.get("/metrics").await?;
         if status != 200 {
