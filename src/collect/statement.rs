@@ -9,6 +9,7 @@ use crate::db::pool::Pool;
 use crate::model::error::ScrapeError;
 use crate::model::family::Family;
 use std::borrow::Cow;
+use std::sync::Arc;
 use tokio_postgres::types::{FromSql, Type};
 
 /// Used when only catalog collectors are on: still proves the instance answers.
@@ -27,7 +28,50 @@ pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
     if parts.is_empty() {
         return LIVENESS_ONLY.to_owned();
     }
-    parts.join("\nUNION ALL\n")
+    compact(&parts.join("\nUNION ALL\n"))
+}
+
+/// The statement without its comments and indentation, for the wire: every
+/// connection keeps buffers the size of the largest message it sent (the
+/// statement, once, when it was prepared), and the comments are half the
+/// text. Quoted literals and identifiers are kept as they are; each comment
+/// or run of white space outside them becomes one space.
+fn compact(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut space = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.push(c);
+                // A doubled quote inside is an escaped one: closing and
+                // reopening gives the same text.
+                for q in chars.by_ref() {
+                    out.push(q);
+                    if q == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                chars.by_ref().take_while(|&n| n != '\n').for_each(drop);
+                space = true;
+            }
+            c if c.is_whitespace() => space = true,
+            c => {
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// The values of the statement's parameters.
@@ -38,11 +82,11 @@ pub struct Params {
 }
 
 /// Runs the round's single statement on one instance.
-pub async fn run(pool: &Pool, sql: &str, params: Params) -> Result<Vec<Row>, ScrapeError> {
-    let client = Checkout::get(pool).await?;
+pub async fn run(pool: &Pool, sql: &Arc<str>, params: Params) -> Result<Vec<Row>, ScrapeError> {
+    let mut client = Checkout::get(pool).await?;
     let result = async {
         let types = [Type::FLOAT8, Type::INT4];
-        let statement = client.prepare_typed_cached(sql, &types).await?;
+        let statement = client.prepared(sql, &types).await?;
         let query_text_chars = i32::try_from(params.query_text_chars).unwrap_or(i32::MAX);
         let values: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&params.stale_after_seconds, &query_text_chars];
@@ -130,6 +174,28 @@ impl<'a> FromSql<'a> for LossyText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_drops_comments_and_spacing_but_not_quoted_text() {
+        let sql = "-- heading\nSELECT  'a -- b',\n    \"x  y\", 'it''s'  -- why\nFROM t\n  WHERE n>-1 -- end";
+        assert_eq!(
+            compact(sql),
+            "SELECT 'a -- b', \"x  y\", 'it''s' FROM t WHERE n>-1"
+        );
+    }
+
+    #[test]
+    fn the_statement_sent_is_compact() {
+        for family in [Family::Gp6, Family::Gp7] {
+            let all: Vec<CollectorName> = COLLECTORS.iter().map(|c| c.name()).collect();
+            let sql = statement(family, &all);
+            assert!(!sql.contains("--"), "{sql}");
+            assert!(!sql.contains("  ") && !sql.contains('\n'), "{sql}");
+            // Smaller than the connection's 8 kB write buffer, which a
+            // larger statement doubles for the life of the connection.
+            assert!(sql.len() < 7 * 1024, "{} bytes", sql.len());
+        }
+    }
 
     /// The items of `SELECT '<collector>', '<item>'` lines and of `VALUES` rows
     /// of every collector's SQL.

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::error::{DbError, Severity};
-use tokio_postgres::{AsyncMessage, Connection, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{AsyncMessage, Connection, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info, warn};
 
@@ -112,29 +113,72 @@ pub struct Manager {
     instance: Arc<Instance>,
 }
 
+/// One pooled connection (deadpool-postgres's client with the task that
+/// drives its socket) and the round's statement once prepared on it.
+pub struct Session {
+    client: ClientWrapper,
+    /// Found again by the text's address (or, failing that, by comparing
+    /// it), not by hashing it as a statement cache keyed by text does: the
+    /// round's statement is kilobytes, hashed and copied for every instance
+    /// in every round. A reload that changes the collectors changes the
+    /// text, and the statement is prepared anew.
+    prepared: Option<(Arc<str>, Statement)>,
+}
+
+impl Session {
+    /// `sql` with parameters of `types`, prepared on this connection the
+    /// first time and reused after.
+    pub async fn prepared(
+        &mut self,
+        sql: &Arc<str>,
+        types: &[Type],
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some((text, statement)) = &self.prepared {
+            if (Arc::ptr_eq(text, sql) || text == sql) && statement.params() == types {
+                return Ok(statement.clone());
+            }
+        }
+        let statement = self.client.prepare_typed(sql, types).await?;
+        self.prepared = Some((sql.clone(), statement.clone()));
+        Ok(statement)
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = ClientWrapper;
+    fn deref(&self) -> &ClientWrapper {
+        &self.client
+    }
+}
+
 impl managed::Manager for Manager {
-    type Type = ClientWrapper;
+    type Type = Session;
     type Error = tokio_postgres::Error;
 
-    async fn create(&self) -> Result<ClientWrapper, tokio_postgres::Error> {
+    async fn create(&self) -> Result<Session, tokio_postgres::Error> {
         let instance = self.instance.clone();
+        // Boxed: a connect future (TLS included) is kilobytes, and would
+        // otherwise be part of every collection task, connecting or not.
         let (client, task) = match &self.tls {
             Some(tls) => {
-                let (client, connection) = self.config.connect(tls.clone()).await?;
+                let (client, connection) = Box::pin(self.config.connect(tls.clone())).await?;
                 (client, tokio::spawn(drive(connection, instance)))
             }
             None => {
-                let (client, connection) = self.config.connect(NoTls).await?;
+                let (client, connection) = Box::pin(self.config.connect(NoTls)).await?;
                 (client, tokio::spawn(drive(connection, instance)))
             }
         };
-        Ok(ClientWrapper::new(client, task))
+        Ok(Session {
+            client: ClientWrapper::new(client, task),
+            prepared: None,
+        })
     }
 
     /// Only checks that the connection is open: no extra statement per round.
     async fn recycle(
         &self,
-        client: &mut ClientWrapper,
+        client: &mut Session,
         _: &Metrics,
     ) -> RecycleResult<tokio_postgres::Error> {
         if client.is_closed() {
@@ -224,12 +268,23 @@ impl Checkout {
     pub fn release(mut self) {
         drop(self.0.take());
     }
+
+    /// The connection's client, for statements of its own.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
 }
 
 impl std::ops::Deref for Checkout {
     type Target = Object;
     fn deref(&self) -> &Object {
         self.0.as_ref().expect("present until released")
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.0.as_mut().expect("present until released")
     }
 }
 

@@ -112,14 +112,15 @@ impl Writer {
 
     /// The text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
-        Writer::encode_all(&[self])
+        Writer::encode_all(&[self], "")
     }
 
     /// The text exposition of several writers' samples (e.g. one per
     /// cluster) as one, each family once, in the order families first
-    /// appear; written into one buffer of the final size, without merging
-    /// the writers into a copy first.
-    pub fn encode_all(writers: &[&Writer]) -> String {
+    /// appear, then `tail` (exposition encoded elsewhere); written into one
+    /// buffer of the final size, without merging the writers into a copy
+    /// first or growing the buffer (a copy of megabytes) for the tail.
+    pub fn encode_all(writers: &[&Writer], tail: &str) -> String {
         let mut order: Vec<&'static Desc> = Vec::new();
         let mut seen: HashSet<&'static str> = HashSet::new();
         for w in writers {
@@ -134,11 +135,11 @@ impl Writer {
                 .iter()
                 .filter_map(move |w| w.index.get(desc.name).map(|&i| w.families[i].1.as_str()))
         };
-        let size = order
+        let size: usize = order
             .iter()
             .map(|d| 2 * d.name.len() + d.help.len() + 32 + lines(d).map(str::len).sum::<usize>())
             .sum();
-        let mut out = String::with_capacity(size);
+        let mut out = String::with_capacity(size + tail.len());
         for desc in order {
             let kind = match desc.kind {
                 Kind::Gauge => "gauge",
@@ -150,6 +151,7 @@ impl Writer {
                 out.push_str(part);
             }
         }
+        out.push_str(tail);
         out
     }
 }
@@ -238,7 +240,7 @@ mod tests {
         two.sample(&B, "", &[], 2.0);
         two.sample(&A, "cluster=\"b\"", &[], 3.0);
         assert_eq!(
-            Writer::encode_all(&[&one, &two]),
+            Writer::encode_all(&[&one, &two], ""),
             "# HELP greenplum_test_a A test gauge.\n# TYPE greenplum_test_a gauge\n\
              greenplum_test_a{cluster=\"a\"} 1\ngreenplum_test_a{cluster=\"b\"} 3\n\
              # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\

@@ -43,7 +43,7 @@ pub(super) async fn read_topology(
         }
     };
     let client = Checkout::get(&pool).await?;
-    let rows = topology::read_catalog(&***client).await;
+    let rows = topology::read_catalog(client.client()).await;
     client.release();
     let rows = rows?;
     if !rows

@@ -51,6 +51,32 @@ pub struct Snapshot {
     peaks_text: Mutex<(u64, Bytes, Option<Bytes>)>,
 }
 
+/// What one encoding of the body needs, taken under the state's lock.
+struct Pending {
+    /// Its number: [`Snapshot::store`] never serves an older one.
+    encoding: u64,
+    writers: Vec<Arc<Writer>>,
+    reload_ok: bool,
+    loaded_at: SystemTime,
+}
+
+impl Pending {
+    fn of(state: &mut State) -> Pending {
+        state.encodings += 1;
+        Pending {
+            encoding: state.encodings,
+            writers: state
+                .clusters
+                .values()
+                .flatten()
+                .map(|(w, _)| w.clone())
+                .collect(),
+            reload_ok: state.reload_ok,
+            loaded_at: state.loaded_at,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Encoded {
     /// [`State::encodings`] when it was encoded: an older one never replaces it.
@@ -63,7 +89,9 @@ struct State {
     /// Counts encodings of the body.
     encodings: u64,
     /// Configured clusters; `None` until a cluster's first round.
-    clusters: BTreeMap<String, Option<(Writer, ClusterView)>>,
+    /// The samples are shared with encodings in progress, which run
+    /// outside the lock.
+    clusters: BTreeMap<String, Option<(Arc<Writer>, ClusterView)>>,
     /// Each cluster's peaks between scrapes.
     peaks: BTreeMap<String, Peaks>,
     /// Counts changes of `peaks` (a round, or a scrape that started a new
@@ -95,8 +123,8 @@ impl Snapshot {
             incidents_json: Mutex::new((0, Bytes::new())),
             peaks_text: Mutex::new((0, Bytes::new(), None)),
         };
-        let encoded = snapshot.encode(&mut snapshot.lock());
-        snapshot.store(encoded);
+        let pending = Pending::of(&mut snapshot.lock());
+        snapshot.store(snapshot.encode(pending));
         snapshot
     }
 
@@ -119,7 +147,7 @@ impl Snapshot {
         let Some(slot) = state.clusters.get_mut(cluster) else {
             return;
         };
-        *slot = Some((samples, view));
+        *slot = Some((Arc::new(samples), view));
         state
             .peaks
             .entry(cluster.to_owned())
@@ -130,9 +158,9 @@ impl Snapshot {
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
         }
-        let encoded = self.encode(&mut state);
+        let pending = Pending::of(&mut state);
         drop(state);
-        self.store(encoded);
+        self.store(self.encode(pending));
     }
 
     /// Sets the configured clusters after a reload: removed ones vanish from
@@ -151,9 +179,9 @@ impl Snapshot {
         peaks.retain(|name, _| state.clusters.contains_key(name));
         state.peaks = peaks;
         state.generation += 1;
-        let encoded = self.encode(&mut state);
+        let pending = Pending::of(&mut state);
         drop(state);
-        self.store(encoded);
+        self.store(self.encode(pending));
     }
 
     /// Records the result of a configuration reload.
@@ -163,14 +191,16 @@ impl Snapshot {
         if ok {
             state.loaded_at = SystemTime::now();
         }
-        let encoded = self.encode(&mut state);
+        let pending = Pending::of(&mut state);
         drop(state);
-        self.store(encoded);
+        self.store(self.encode(pending));
     }
 
-    /// The exposition of `state`, numbered. Each cluster's samples are
-    /// written straight into one buffer, never merged into a copy first.
-    fn encode(&self, state: &mut State) -> (u64, Vec<u8>) {
+    /// The exposition of `pending`, numbered, encoded outside the state's
+    /// lock: at a thousand segments it takes milliseconds, which scrapes
+    /// (their peaks need the lock) must not wait for. Each cluster's samples
+    /// are written straight into one buffer, never merged into a copy first.
+    fn encode(&self, pending: Pending) -> (u64, Vec<u8>) {
         let mut own = Writer::default();
         let version = render_labels(&[
             ("version", env!("CARGO_PKG_VERSION")),
@@ -178,20 +208,21 @@ impl Snapshot {
             ("build_date", env!("GPSE_BUILD_DATE")),
         ]);
         own.sample(&BUILD_INFO, &version, &[], 1.0);
-        own.sample(&RELOAD_OK, "", &[], f64::from(u8::from(state.reload_ok)));
-        let loaded = state
+        own.sample(&RELOAD_OK, "", &[], f64::from(u8::from(pending.reload_ok)));
+        let loaded = pending
             .loaded_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         own.sample(&RELOAD_TIME, "", &[], loaded);
         let writers: Vec<&Writer> = std::iter::once(&own)
-            .chain(state.clusters.values().flatten().map(|(w, _)| w))
+            .chain(pending.writers.iter().map(|w| &**w))
             .collect();
-        let mut text = Writer::encode_all(&writers).into_bytes();
+        let mut process = Vec::new();
         // Encoding a handful of process gauges into a Vec cannot fail.
-        let _ = TextEncoder::new().encode(&self.process.gather(), &mut text);
-        state.encodings += 1;
-        (state.encodings, text)
+        let _ = TextEncoder::new().encode(&self.process.gather(), &mut process);
+        let process = String::from_utf8_lossy(&process);
+        let text = Writer::encode_all(&writers, &process).into_bytes();
+        (pending.encoding, text)
     }
 
     /// Compresses an encoding (outside the state's lock, so scrapes do not

@@ -111,7 +111,7 @@ impl Target {
         Some(Job::spawn_bounded(
             plan.slots.clone(),
             plan.deadline,
-            async move { collect::run(&pool, &sql, params).await },
+            move || async move { collect::run(&pool, &sql, params).await },
         ))
     }
 
