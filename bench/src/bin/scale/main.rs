@@ -73,6 +73,7 @@ pub struct Args {
     pub wrk_connections: usize,
     #[arg(long, default_value_t = 2)]
     pub wrk_threads: usize,
+    /// Seconds of each wrk load; at least one collection interval, so that each meets a round.
     #[arg(long, default_value_t = 5)]
     pub wrk_seconds: u64,
     /// Scrape interval of postgres_exporter in seconds.

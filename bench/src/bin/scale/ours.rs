@@ -364,6 +364,10 @@ async fn measure(
     };
 
     let url = format!("http://127.0.0.1:{port}{METRICS}");
+    // At least one interval, so that every load meets a round (the servers
+    // busy, the exporter rendering and publishing) whatever the phase: a
+    // shorter one meets a round or not by chance, and its p99 with it.
+    let wrk_seconds = args.wrk_seconds.max(secs.ceil() as u64);
     let mut loads = Vec::new();
     for gzip in [false, true] {
         check_stop()?;
@@ -373,7 +377,7 @@ async fn measure(
                 gzip,
                 args.wrk_connections,
                 args.wrk_threads,
-                args.wrk_seconds,
+                wrk_seconds,
                 pid,
             )
             .await?,
