@@ -2,8 +2,10 @@
 //! [`Writer`], which keeps each family's lines together so the body can be
 //! encoded once per round and served as is. Uses nothing else of the crate.
 
-use std::collections::{HashMap, HashSet};
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -121,39 +123,86 @@ impl Writer {
     /// buffer of the final size, without merging the writers into a copy
     /// first or growing the buffer (a copy of megabytes) for the tail.
     pub fn encode_all(writers: &[&Writer], tail: &str) -> String {
-        let mut order: Vec<&'static Desc> = Vec::new();
-        let mut seen: HashSet<&'static str> = HashSet::new();
-        for w in writers {
-            for (desc, _) in &w.families {
-                if seen.insert(desc.name) {
-                    order.push(desc);
-                }
-            }
-        }
-        let lines = |desc: &'static Desc| {
-            writers
-                .iter()
-                .filter_map(move |w| w.index.get(desc.name).map(|&i| w.families[i].1.as_str()))
-        };
-        let size: usize = order
+        let layout = layout(writers);
+        let size: usize = layout
             .iter()
-            .map(|d| 2 * d.name.len() + d.help.len() + 32 + lines(d).map(str::len).sum::<usize>())
+            .map(|(d, parts)| {
+                header_size(d)
+                    + parts
+                        .iter()
+                        .map(|&(w, f)| writers[w].families[f].1.len())
+                        .sum::<usize>()
+            })
             .sum();
         let mut out = String::with_capacity(size + tail.len());
-        for desc in order {
-            let kind = match desc.kind {
-                Kind::Gauge => "gauge",
-                Kind::Counter => "counter",
-            };
-            let _ = writeln!(out, "# HELP {} {}", desc.name, desc.help);
-            let _ = writeln!(out, "# TYPE {} {kind}", desc.name);
-            for part in lines(desc) {
-                out.push_str(part);
+        for (desc, parts) in layout {
+            write_header(&mut out, desc);
+            for (w, f) in parts {
+                out.push_str(&writers[w].families[f].1);
             }
         }
         out.push_str(tail);
         out
     }
+
+    /// The same exposition as [`Writer::encode_all`], as pieces to send one
+    /// after the other: each family's header, then the writers' own text of
+    /// it, shared with the writers rather than copied (at a thousand
+    /// segments a copy is megabytes, alive as long as the body is served).
+    pub fn encode_shared(writers: &[Arc<Writer>], tail: Bytes) -> Vec<Bytes> {
+        let refs: Vec<&Writer> = writers.iter().map(|w| &**w).collect();
+        let layout = layout(&refs);
+        let mut pieces = Vec::with_capacity(layout.len() * (1 + writers.len()) + 1);
+        for (desc, parts) in layout {
+            let mut header = String::with_capacity(header_size(desc));
+            write_header(&mut header, desc);
+            pieces.push(Bytes::from(header));
+            for (w, f) in parts {
+                pieces.push(Bytes::from_owner(FamilyText(writers[w].clone(), f)));
+            }
+        }
+        pieces.push(tail);
+        pieces
+    }
+}
+
+/// One family's samples of a shared writer, as bytes to send.
+struct FamilyText(Arc<Writer>, usize);
+
+impl AsRef<[u8]> for FamilyText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.families[self.1].1.as_bytes()
+    }
+}
+
+/// The families of `writers`, each once in the order they first appear,
+/// with where each writer's text of it is: (writer, family) indices.
+fn layout(writers: &[&Writer]) -> Vec<(&'static Desc, Vec<(usize, usize)>)> {
+    let mut order: Vec<(&'static Desc, Vec<(usize, usize)>)> = Vec::new();
+    let mut seen: HashMap<&'static str, usize> = HashMap::new();
+    for (w, writer) in writers.iter().enumerate() {
+        for (f, (desc, _)) in writer.families.iter().enumerate() {
+            let i = *seen.entry(desc.name).or_insert_with(|| {
+                order.push((desc, Vec::new()));
+                order.len() - 1
+            });
+            order[i].1.push((w, f));
+        }
+    }
+    order
+}
+
+fn header_size(desc: &Desc) -> usize {
+    2 * desc.name.len() + desc.help.len() + 32
+}
+
+fn write_header(out: &mut String, desc: &Desc) {
+    let kind = match desc.kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+    };
+    let _ = writeln!(out, "# HELP {} {}", desc.name, desc.help);
+    let _ = writeln!(out, "# TYPE {} {kind}", desc.name);
 }
 
 fn write_value(out: &mut String, v: f64) {
@@ -246,5 +295,14 @@ mod tests {
              # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
              greenplum_test_b_total 2\n"
         );
+        // The same text as pieces; the samples' pieces are the writers' own.
+        let text_of_a_in_one = one.families[0].1.as_ptr();
+        let (one, two) = (Arc::new(one), Arc::new(two));
+        let pieces = Writer::encode_shared(&[one.clone(), two.clone()], Bytes::from("# t\n"));
+        assert_eq!(
+            pieces.concat(),
+            Writer::encode_all(&[&one, &two], "# t\n").into_bytes()
+        );
+        assert!(pieces.iter().any(|p| p.as_ptr() == text_of_a_in_one));
     }
 }

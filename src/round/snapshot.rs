@@ -31,8 +31,9 @@ static RELOAD_TIME: Desc = Desc::gauge(
 /// round so that any number of scrapes costs the databases nothing.
 pub struct Snapshot {
     state: Mutex<State>,
-    /// The exposition, plain and gzipped, compressed once per round off the
-    /// request path: a scrape only clones a handle.
+    /// The exposition, plain (pieces shared with the clusters' samples) and
+    /// gzipped, compressed once per round off the request path: a scrape
+    /// only clones handles.
     body: RwLock<Encoded>,
     /// The exporter process's own CPU, memory and file descriptors, encoded
     /// into the body with every round.
@@ -81,7 +82,7 @@ impl Pending {
 struct Encoded {
     /// [`State::encodings`] when it was encoded: an older one never replaces it.
     encoding: u64,
-    plain: Bytes,
+    plain: Arc<[Bytes]>,
     gzip: Bytes,
 }
 
@@ -200,7 +201,7 @@ impl Snapshot {
     /// lock: at a thousand segments it takes milliseconds, which scrapes
     /// (their peaks need the lock) must not wait for. Each cluster's samples
     /// are written straight into one buffer, never merged into a copy first.
-    fn encode(&self, pending: Pending) -> (u64, Vec<u8>) {
+    fn encode(&self, pending: Pending) -> (u64, Vec<Bytes>) {
         let mut own = Writer::default();
         let version = render_labels(&[
             ("version", env!("CARGO_PKG_VERSION")),
@@ -214,43 +215,42 @@ impl Snapshot {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         own.sample(&RELOAD_TIME, "", &[], loaded);
-        let writers: Vec<&Writer> = std::iter::once(&own)
-            .chain(pending.writers.iter().map(|w| &**w))
+        let writers: Vec<Arc<Writer>> = std::iter::once(Arc::new(own))
+            .chain(pending.writers)
             .collect();
         let mut process = Vec::new();
         // Encoding a handful of process gauges into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.process.gather(), &mut process);
-        let process = String::from_utf8_lossy(&process);
-        let text = Writer::encode_all(&writers, &process).into_bytes();
-        (pending.encoding, text)
+        let pieces = Writer::encode_shared(&writers, Bytes::from(process));
+        (pending.encoding, pieces)
     }
 
     /// Compresses an encoding (outside the state's lock, so scrapes do not
     /// wait for it) and serves it, unless a later one is served already.
-    fn store(&self, (encoding, text): (u64, Vec<u8>)) {
-        let gzip = Bytes::from(gzip(&text));
+    fn store(&self, (encoding, pieces): (u64, Vec<Bytes>)) {
+        let gzip = Bytes::from(gzip(&pieces));
         let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
         if encoding > body.encoding {
             *body = Encoded {
                 encoding,
-                plain: Bytes::from(text),
+                plain: pieces.into(),
                 gzip,
             };
         }
     }
 
-    /// What a scrape of `/metrics` gets, as two parts to send one after the
+    /// What a scrape of `/metrics` gets, as pieces to send one after the
     /// other: the latest rounds' exposition (encoded and gzipped once per
     /// round), then the peaks, which depend on when the
     /// previous scrape was. A gzip stream may hold several members, so the
-    /// peaks are a second, small gzip member. Neither part is copied.
-    pub fn scrape(&self, gzip_wanted: bool) -> [Bytes; 2] {
-        let body = if gzip_wanted {
-            self.body_gzip()
-        } else {
-            self.body()
+    /// peaks are a second, small gzip member. Nothing is copied.
+    pub fn scrape(&self, gzip_wanted: bool) -> Vec<Bytes> {
+        let mut pieces = match gzip_wanted {
+            true => vec![self.body_gzip()],
+            false => self.encoded().plain.to_vec(),
         };
-        [body, self.peaks(gzip_wanted)]
+        pieces.push(self.peaks(gzip_wanted));
+        pieces
     }
 
     /// The peaks section, written again only when the peaks changed since
@@ -276,7 +276,7 @@ impl Snapshot {
         let text = cached.1.clone();
         cached
             .2
-            .get_or_insert_with(|| Bytes::from(gzip(&text)))
+            .get_or_insert_with(|| Bytes::from(gzip(&[text])))
             .clone()
     }
 
@@ -303,9 +303,10 @@ impl Snapshot {
         self.incidents.clone()
     }
 
-    /// The encoded exposition of the latest rounds (cheap to clone).
+    /// The encoded exposition of the latest rounds in one buffer (a copy;
+    /// scrapes are served its pieces).
     pub fn body(&self) -> Bytes {
-        self.encoded().plain.clone()
+        Bytes::from(self.encoded().plain.concat())
     }
 
     /// [`Snapshot::body`] gzipped (compressed once per round, when it was
@@ -349,14 +350,15 @@ fn process_registry() -> prometheus::Registry {
 
 /// Fast compression: the body is mostly repeated label sets, which even the
 /// lowest level shrinks about tenfold.
-fn gzip(data: &[u8]) -> Vec<u8> {
+fn gzip(pieces: &[Bytes]) -> Vec<u8> {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
+    let size: usize = pieces.iter().map(Bytes::len).sum();
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(size / 8), flate2::Compression::fast());
+    for piece in pieces {
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(piece);
+    }
     encoder.finish().unwrap_or_default()
 }
 
@@ -404,20 +406,21 @@ mod tests {
         };
         snapshot.publish("c", Writer::default(), view.clone(), round(25.0), None);
         snapshot.publish("c", Writer::default(), view, round(1.0), None);
-        let [body, peaks] = snapshot.scrape(false);
-        assert_eq!(body, snapshot.body());
+        let pieces = snapshot.scrape(false);
+        let (peaks, body) = pieces.split_last().unwrap();
+        assert_eq!(body.concat(), snapshot.body());
         let text = String::from_utf8(peaks.to_vec()).unwrap();
         assert!(
             text.contains("greenplum_connections_used_peak{cluster=\"c\",content=\"0\"} 25\n"),
             "{text}"
         );
         // The next scrape starts a new interval; the one after writes nothing new.
-        let [_, next] = snapshot.scrape(false);
+        let next = snapshot.scrape(false).pop().unwrap();
         assert!(String::from_utf8_lossy(&next).contains("_peak{cluster=\"c\",content=\"0\"} 1\n"));
-        let [_, again] = snapshot.scrape(false);
+        let again = snapshot.scrape(false).pop().unwrap();
         assert_eq!(again.as_ptr(), next.as_ptr());
         // Gzipped: two members, which decode to the same text.
-        let [gz_body, gz_peaks] = snapshot.scrape(true);
+        let [gz_body, gz_peaks] = <[Bytes; 2]>::try_from(snapshot.scrape(true)).unwrap();
         let mut both = gz_body.to_vec();
         both.extend_from_slice(&gz_peaks);
         let mut plain = String::new();

@@ -125,7 +125,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 struct Parts(std::collections::VecDeque<Bytes>);
 
 impl Parts {
-    fn body(parts: [Bytes; 2]) -> axum::body::Body {
+    fn body(parts: Vec<Bytes>) -> axum::body::Body {
         axum::body::Body::new(Parts(parts.into_iter().filter(|p| !p.is_empty()).collect()))
     }
 }
