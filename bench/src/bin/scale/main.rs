@@ -5,6 +5,7 @@
 //! load; then Debian's postgres_exporter against the same servers, and a
 //! profile of the exporter's hot paths. See bench/README.md.
 
+mod cpus;
 mod floor;
 mod httpget;
 mod lab;
@@ -82,6 +83,10 @@ pub struct Args {
     /// Skip postgres_exporter.
     #[arg(long)]
     pub no_peer: bool,
+    /// Let the servers share every CPU with the exporter and its clients
+    /// (default: servers on the first half of the CPUs, the rest on the others).
+    #[arg(long)]
+    pub shared_cpus: bool,
     /// N at which to profile the exporter with perf (0: no profile).
     #[arg(long, default_value_t = 2048)]
     pub profile_size: usize,
@@ -130,6 +135,14 @@ fn main() -> Result<()> {
             bail!("{tool} not found: apt-get install {tool} (bash bench/run installs it)");
         }
     }
+    // Before any thread starts: they inherit it.
+    let split = match args.shared_cpus {
+        true => None,
+        false => cpus::Split::halves()?,
+    };
+    if let Some(split) = &split {
+        split.pin_self()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -155,7 +168,11 @@ fn main() -> Result<()> {
             .unwrap_or_default()
             .trim()
             .to_owned();
-    let machine = Machine::read();
+    let mut machine = Machine::read();
+    machine.cpus = split.as_ref().map_or_else(
+        || "servers, floor client, exporter, wrk and peer share every CPU".to_owned(),
+        cpus::Split::describe,
+    );
     let exporter = report::Exporter::read(&args.exporter);
     let max_n = *sizes.last().expect("non-empty");
     let per_server = max_n.div_ceil(args.servers);
@@ -167,12 +184,14 @@ fn main() -> Result<()> {
     procs::check_stop()?;
     let result = runtime.block_on(async {
         let lab = Lab::prepare(cluster).await?;
+        if let Some(split) = &split {
+            split.pin_servers(&lab.cluster.server_pids())?;
+        }
         let out = run_all(&lab, &args, &sizes).await;
         anyhow::Ok((lab, out))
     });
     let (lab, (ours, peer, errors)) = result?;
 
-    let mut machine = machine;
     machine.loadavg_end = report::loadavg();
     let report = Report {
         date,

@@ -14,6 +14,8 @@ pub struct Machine {
     pub kernel: String,
     pub loadavg_start: String,
     pub loadavg_end: String,
+    /// Where the servers and the clients ran (`--shared-cpus`).
+    pub cpus: String,
 }
 
 impl Machine {
@@ -38,6 +40,7 @@ impl Machine {
             mem_available_mb: mem("MemAvailable:"),
             kernel: read_trim("/proc/sys/kernel/osrelease"),
             loadavg_start: loadavg(),
+            cpus: String::new(),
             loadavg_end: String::new(),
         }
     }
@@ -255,14 +258,15 @@ pub fn tables(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Machine: {} x {}, {} MB RAM ({} MB available at start), kernel {}; load average at start {}, at end {}\n",
+        "Machine: {} x {}, {} MB RAM ({} MB available at start), kernel {}; load average at start {}, at end {}; {}\n",
         r.machine.nproc,
         r.machine.cpu_model,
         r.machine.mem_total_mb,
         r.machine.mem_available_mb,
         r.machine.kernel,
         r.machine.loadavg_start,
-        r.machine.loadavg_end
+        r.machine.loadavg_end,
+        r.machine.cpus
     );
     let _ = writeln!(s, "### Rounds (ms)\n");
     let _ = writeln!(
