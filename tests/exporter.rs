@@ -449,7 +449,10 @@ async fn catalog_status_follows_a_segment_marked_down(family: Family) -> Result<
     // In its preferred role: the mirror row's info says so (no series of its own).
     let info = m.all("greenplum_instance_info", &[("dbid", &mirror)]);
     assert_eq!(
-        (info[0].1["role"].as_str(), info[0].1["preferred_role"].as_str()),
+        (
+            info[0].1["role"].as_str(),
+            info[0].1["preferred_role"].as_str()
+        ),
         ("m", "m")
     );
     assert!(m

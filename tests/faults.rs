@@ -473,7 +473,10 @@ async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
     // Out of its preferred role, as the alert reads it.
     let promoted = m.all("greenplum_instance_info", &[("dbid", &mirror_dbid)]);
     assert_eq!(
-        (promoted[0].1["role"].as_str(), promoted[0].1["preferred_role"].as_str()),
+        (
+            promoted[0].1["role"].as_str(),
+            promoted[0].1["preferred_role"].as_str()
+        ),
         ("p", "m")
     );
     assert_eq!(
