@@ -215,14 +215,22 @@ async fn coordinator_sessions_dispatch_only_on_evidence(family: Family) -> Resul
         .await?;
     assert_eq!(kind(&m, "exporter"), Some(1.0));
     assert_eq!(sessions(&m, "distributed"), Some(2.0));
-    assert_eq!(sessions(&m, "local"), Some(2.0));
+    // Local sessions (not served: one backend each): utility and exporter.
+    assert_eq!(
+        (kind(&m, "utility"), kind(&m, "exporter")),
+        (Some(1.0), Some(1.0))
+    );
     for content in [0, 1] {
         assert_eq!(
             m.seg("greenplum_sessions", content, &[("kind", "distributed")]),
             Some(2.0)
         );
         assert_eq!(
-            m.seg("greenplum_sessions", content, &[("kind", "local")]),
+            m.seg("greenplum_backends", content, &[("kind", "utility")]),
+            Some(0.0)
+        );
+        assert_eq!(
+            m.seg("greenplum_backends", content, &[("kind", "exporter")]),
             Some(1.0)
         );
     }

@@ -104,10 +104,13 @@ async fn k_ordinary_connections_change_only_that_segment(family: Family) -> Resu
         ),
         Some(1.0)
     );
+    // Local sessions: one backend each, utility and the exporter's own.
+    let backends = |kind: &str| m.seg("greenplum_backends", 0, &[("kind", kind)]);
     assert_eq!(
-        m.seg("greenplum_sessions", 0, &[("kind", "local")]),
-        Some(8.0)
+        (backends("utility"), backends("exporter")),
+        (Some(7.0), Some(1.0))
     );
+    assert_eq!(m.seg("greenplum_sessions", 0, &[("kind", "local")]), None);
     assert_eq!(
         m.seg("greenplum_sessions", 0, &[("kind", "distributed")]),
         Some(0.0)
@@ -153,9 +156,10 @@ async fn states_sessions_and_ages(family: Family) -> Result<()> {
         m.seg("greenplum_sessions", 1, &[("kind", "distributed")]),
         Some(2.0)
     );
+    let backends = |kind: &str| m.seg("greenplum_backends", 1, &[("kind", kind)]);
     assert_eq!(
-        m.seg("greenplum_sessions", 1, &[("kind", "local")]),
-        Some(6.0)
+        (backends("utility"), backends("exporter")),
+        (Some(5.0), Some(1.0))
     );
     assert_eq!(
         m.seg("greenplum_sessions", 0, &[("kind", "distributed")]),

@@ -130,7 +130,7 @@ fn every_alert_is_complete_and_has_a_runbook_section() {
         // (Or they are of greenplum_instance_info alone.)
         if labels.contains(&"hostname") {
             let expr = str_of(&a["expr"], "expr");
-            let info_alone = metric_names(&expr) == ["greenplum_instance_info".to_owned()].into();
+            let info_alone = metric_names(expr) == ["greenplum_instance_info".to_owned()].into();
             assert!(
                 info_alone
                     || (expr.contains("group_left") && expr.contains("greenplum_instance_info")),

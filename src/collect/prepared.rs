@@ -42,7 +42,11 @@ impl Collector for Prepared {
         out.sample(&COUNT, l, &[], p.count);
         out.sample(&MAX, l, &[], p.max);
         out.sample(&OLDEST, l, &[], p.oldest_age_seconds);
-        out.sample(&STALE, l, &[], p.stale);
+        // Zero on a healthy instance, and no signal while zero: served only
+        // while there are any (at 1024 segments ~70 kB a scrape).
+        if p.stale > 0.0 {
+            out.sample(&STALE, l, &[], p.stale);
+        }
     }
 }
 

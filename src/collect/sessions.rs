@@ -28,9 +28,9 @@ static BACKENDS: Desc = Desc::gauge(
 );
 static SESSIONS: Desc = Desc::gauge(
     "greenplum_sessions",
-    "Sessions on the instance: distributed (on a segment: distinct coordinator session ids of its \
-     query executors; on the coordinator: sessions seen holding executors on a segment) or local \
-     (the others, the exporter's own included).",
+    "Distributed sessions on the instance (kind=\"distributed\"): on a segment, distinct coordinator \
+     session ids of its query executors; on the coordinator, sessions seen holding executors on a \
+     segment. Local sessions (one backend each) are greenplum_backends of kind utility and exporter.",
 );
 static BY_USER: Desc = Desc::gauge(
     "greenplum_segment_backends_by_user",
@@ -134,7 +134,7 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
     let coordinator = instances.iter().find(|i| i.content < 0);
     let sessions = coordinator.map(|c| coordinator_sessions(&c.rows));
     let mut held = Held::default();
-    let (kinds, session_counts) = instances
+    let (kinds, distributed_sessions) = instances
         .iter()
         .map(|inst| {
             let local = |kind: &str| {
@@ -156,14 +156,14 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
                     ("utility", utility + undisclosed),
                     ("exporter", exporter),
                 ];
-                (kinds, [dispatching, utility + undisclosed + exporter])
+                (kinds, dispatching)
             } else {
                 let executors = held.add_segment(&inst.rows, sessions.as_ref());
                 let mut kinds: Vec<(&'static str, f64)> =
                     EXECUTOR_KINDS.into_iter().zip(executors).collect();
                 kinds.extend([("utility", utility), ("exporter", exporter)]);
                 let distributed = items(&inst.rows, "by_session").count() as f64;
-                (kinds, [distributed, utility + exporter])
+                (kinds, distributed)
             }
         })
         .unzip();
@@ -173,7 +173,7 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
     };
     Attribution {
         kinds,
-        sessions_per_instance: session_counts,
+        distributed_sessions,
         by_user: top_holders(&held.by_user, top.usename),
         by_application: top_holders(&held.by_application, top.application_name),
         sessions,
@@ -192,14 +192,15 @@ pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out:
             out.sample(&BACKENDS, inst.labels, &[("kind", kind)], *n);
         }
     }
-    for (inst, [distributed, local]) in instances.iter().zip(&a.sessions_per_instance) {
+    // Local sessions are one backend each: greenplum_backends utility plus
+    // exporter, not served again (at 1024 segments ~65 kB a scrape).
+    for (inst, distributed) in instances.iter().zip(&a.distributed_sessions) {
         out.sample(
             &SESSIONS,
             inst.labels,
             &[("kind", "distributed")],
             *distributed,
         );
-        out.sample(&SESSIONS, inst.labels, &[("kind", "local")], *local);
     }
     let l = ctx.labels;
     let by = [

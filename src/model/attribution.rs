@@ -8,9 +8,9 @@ pub struct Attribution {
     /// in its order (each instance's view carries its own).
     #[serde(skip)]
     pub kinds: Vec<Vec<(&'static str, f64)>>,
-    /// Sessions (distributed, local) of each instance, in the same order.
+    /// Distributed sessions of each instance, in the same order.
     #[serde(skip)]
-    pub sessions_per_instance: Vec<[f64; 2]>,
+    pub distributed_sessions: Vec<f64>,
     /// The roles whose sessions hold most segment backends, then `other`.
     pub by_user: Vec<Holder>,
     /// The same by the sessions' `application_name`.
