@@ -31,8 +31,9 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Parser, Clone, Debug)]
 #[command(about = "Scale benchmark of greenplum_segment_exporter (see bench/README.md)")]
 pub struct Args {
-    /// Virtual primary segments, one run each.
-    #[arg(long, value_delimiter = ',', default_value = "16,256,1024,2048")]
+    /// Virtual primary segments, one run each (2048 needs some 16 GB free for
+    /// the servers' backends: add it with --sizes on such a machine).
+    #[arg(long, value_delimiter = ',', default_value = "16,256,1024")]
     pub sizes: Vec<usize>,
     /// Real PostgreSQL segment servers the virtual segments are spread over.
     #[arg(long, default_value_t = 16)]
@@ -88,7 +89,7 @@ pub struct Args {
     #[arg(long)]
     pub shared_cpus: bool,
     /// N at which to profile the exporter with perf (0: no profile).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 1024)]
     pub profile_size: usize,
     /// Rounds to profile.
     #[arg(long, default_value_t = 2)]
