@@ -136,6 +136,8 @@ fn main() -> Result<()> {
             bail!("{tool} not found: apt-get install {tool} (bash bench/run installs it)");
         }
     }
+    // The machine's CPUs, before this process is held to some of them.
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     // Before any thread starts: they inherit it.
     let split = match args.shared_cpus {
         true => None,
@@ -170,6 +172,7 @@ fn main() -> Result<()> {
             .trim()
             .to_owned();
     let mut machine = Machine::read();
+    machine.nproc = nproc;
     machine.cpus = split.as_ref().map_or_else(
         || "servers, floor client, exporter, wrk and peer share every CPU".to_owned(),
         cpus::Split::describe,

@@ -148,11 +148,11 @@ const HOT_PATHS: &[(&str, &str)] = &[
         "encode and gzip the body (`snapshot::Snapshot::publish`)",
         "snapshot::Snapshot::publish",
     ),
-    ("- `metrics::Writer::encode`", "metrics::Writer::encode"),
+    ("- `metrics::Writer::encode_shared`", "metrics::Writer::encode_shared"),
     ("serve /metrics (`web::metrics`)", "web::metrics"),
     (
-        "tokio workers parking and waking (`Context::park_internal`)",
-        "Context::park_internal",
+        "tokio parking and waking (`Context::park`, either runtime)",
+        "Context::park",
     ),
 ];
 
