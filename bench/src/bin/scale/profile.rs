@@ -148,7 +148,10 @@ const HOT_PATHS: &[(&str, &str)] = &[
         "encode and gzip the body (`snapshot::Snapshot::publish`)",
         "snapshot::Snapshot::publish",
     ),
-    ("- `metrics::Writer::encode_shared`", "metrics::Writer::encode_shared"),
+    (
+        "- `metrics::Writer::encode_shared`",
+        "metrics::Writer::encode_shared",
+    ),
     ("serve /metrics (`web::metrics`)", "web::metrics"),
     (
         "tokio parking and waking (`Context::park`, either runtime)",
