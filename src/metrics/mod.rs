@@ -114,15 +114,14 @@ impl Writer {
 
     /// The text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
-        Writer::encode_all(&[self], "")
+        Writer::encode_all(&[self])
     }
 
     /// The text exposition of several writers' samples (e.g. one per
     /// cluster) as one, each family once, in the order families first
-    /// appear, then `tail` (exposition encoded elsewhere); written into one
-    /// buffer of the final size, without merging the writers into a copy
-    /// first or growing the buffer (a copy of megabytes) for the tail.
-    pub fn encode_all(writers: &[&Writer], tail: &str) -> String {
+    /// appear; written into one buffer of the final size, without merging
+    /// the writers into a copy first.
+    pub fn encode_all(writers: &[&Writer]) -> String {
         let layout = layout(writers);
         let size: usize = layout
             .iter()
@@ -134,14 +133,13 @@ impl Writer {
                         .sum::<usize>()
             })
             .sum();
-        let mut out = String::with_capacity(size + tail.len());
+        let mut out = String::with_capacity(size);
         for (desc, parts) in layout {
             write_header(&mut out, desc);
             for (w, f) in parts {
                 out.push_str(&writers[w].families[f].1);
             }
         }
-        out.push_str(tail);
         out
     }
 
@@ -289,7 +287,7 @@ mod tests {
         two.sample(&B, "", &[], 2.0);
         two.sample(&A, "cluster=\"b\"", &[], 3.0);
         assert_eq!(
-            Writer::encode_all(&[&one, &two], ""),
+            Writer::encode_all(&[&one, &two]),
             "# HELP greenplum_test_a A test gauge.\n# TYPE greenplum_test_a gauge\n\
              greenplum_test_a{cluster=\"a\"} 1\ngreenplum_test_a{cluster=\"b\"} 3\n\
              # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
@@ -301,7 +299,7 @@ mod tests {
         let pieces = Writer::encode_shared(&[one.clone(), two.clone()], Bytes::from("# t\n"));
         assert_eq!(
             pieces.concat(),
-            Writer::encode_all(&[&one, &two], "# t\n").into_bytes()
+            (Writer::encode_all(&[&one, &two]) + "# t\n").into_bytes()
         );
         assert!(pieces.iter().any(|p| p.as_ptr() == text_of_a_in_one));
     }

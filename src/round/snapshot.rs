@@ -124,8 +124,7 @@ impl Snapshot {
             incidents_json: Mutex::new((0, Bytes::new())),
             peaks_text: Mutex::new((0, Bytes::new(), None)),
         };
-        let pending = Pending::of(&mut snapshot.lock());
-        snapshot.store(snapshot.encode(pending));
+        snapshot.encode_and_store(snapshot.lock());
         snapshot
     }
 
@@ -159,9 +158,7 @@ impl Snapshot {
         if state.clusters.values().all(Option::is_some) {
             self.ready.store(true, Ordering::Release);
         }
-        let pending = Pending::of(&mut state);
-        drop(state);
-        self.store(self.encode(pending));
+        self.encode_and_store(state);
     }
 
     /// Sets the configured clusters after a reload: removed ones vanish from
@@ -180,9 +177,7 @@ impl Snapshot {
         peaks.retain(|name, _| state.clusters.contains_key(name));
         state.peaks = peaks;
         state.generation += 1;
-        let pending = Pending::of(&mut state);
-        drop(state);
-        self.store(self.encode(pending));
+        self.encode_and_store(state);
     }
 
     /// Records the result of a configuration reload.
@@ -192,15 +187,21 @@ impl Snapshot {
         if ok {
             state.loaded_at = SystemTime::now();
         }
+        self.encode_and_store(state);
+    }
+
+    /// Encodes and serves the body of `state` after a change to it: what the
+    /// encoding needs is taken under the lock, the encoding and the gzip run
+    /// after it is released (at a thousand segments they take milliseconds,
+    /// which scrapes, whose peaks need the lock, must not wait for).
+    fn encode_and_store(&self, mut state: std::sync::MutexGuard<'_, State>) {
         let pending = Pending::of(&mut state);
         drop(state);
         self.store(self.encode(pending));
     }
 
-    /// The exposition of `pending`, numbered, encoded outside the state's
-    /// lock: at a thousand segments it takes milliseconds, which scrapes
-    /// (their peaks need the lock) must not wait for. Each cluster's samples
-    /// are written straight into one buffer, never merged into a copy first.
+    /// The exposition of `pending`, numbered, as pieces: each family's header
+    /// and the clusters' own text of it, shared rather than copied.
     fn encode(&self, pending: Pending) -> (u64, Vec<Bytes>) {
         let mut own = Writer::default();
         let version = render_labels(&[
