@@ -1,8 +1,8 @@
 //! Catalog view of the cluster: every instance's status and sync mode as
 //! `gp_segment_configuration` records them (mirrors included), and counts.
-//! Role and preferred role are labels of `greenplum_instance_info`: an
-//! instance out of its preferred role is `greenplum_instance_info{role="m",
-//! preferred_role="p"}`, no series of its own.
+//! Role and preferred role are labels of `greenplum_instance_info`: after a
+//! failover the acting primary is `greenplum_instance_info{role="p",
+//! preferred_role="m"}` (what the alert reads), no series of its own.
 //! The sync mode only where the content has a mirror: the coordinator row
 //! says `n` whenever there is no standby, as do unmirrored segments.
 
