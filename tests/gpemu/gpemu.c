@@ -5,7 +5,8 @@
  *		one instance (coordinator or primary segment) of a Greenplum 6 or 7
  *		cluster, as far as the exporter can see:
  *
- *		- settings gp_contentid / gp_dbid and the per-connection options
+ *		- the family's server_version at login (9.4.26 or 12.12), the
+ *		  settings gp_contentid / gp_dbid and the per-connection options
  *		  gp_session_role (GP6) / gp_role, gp_session_id and gp_is_writer;
  *		- the admission rules of a primary segment (utility mode required,
  *		  the last slot kept for the FTS prober), the family-specific
@@ -661,6 +662,23 @@ check_free_slots(Port *port)
 						GPEMU_FTS_RESERVED_SLOTS)));
 }
 
+/*
+ * The PostgreSQL base a client's login reports (server_version, sent once
+ * the session starts) and SHOW answers, as the family's real server does:
+ * Greenplum 6.24.3 is PostgreSQL 9.4.26 and 7.0.0 is 12.12, as version() in
+ * sql/gp6.sql and sql/gp7.sql says.  server_version_num cannot follow (its
+ * range is PostgreSQL 15's number only); clients read the string.  Set per
+ * client backend: replication connections (pg_basebackup of a standby) keep
+ * PostgreSQL 15's, which their client needs to pick its protocol.
+ */
+static void
+report_family_version(void)
+{
+	SetConfigOption("server_version",
+					gpemu_family == GPEMU_GP6 ? "9.4.26" : "12.12",
+					PGC_INTERNAL, PGC_S_OVERRIDE);
+}
+
 static void
 gpemu_client_auth(Port *port, int status)
 {
@@ -678,6 +696,7 @@ gpemu_client_auth(Port *port, int status)
 	if (am_walsender)
 		return;
 
+	report_family_version();
 	parse_startup_options(port, &opts);
 
 	/* What Greenplum 6 answers to the GP7 utility-mode option. */

@@ -39,8 +39,15 @@ CREATE OR REPLACE FUNCTION pg_catalog.pg_xlogfile_name_offset(lsn pg_lsn,
     LANGUAGE internal IMMUTABLE STRICT AS 'pg_walfile_name_offset';
 CREATE OR REPLACE FUNCTION pg_catalog.pg_is_xlog_replay_paused() RETURNS boolean
     LANGUAGE internal VOLATILE STRICT AS 'pg_is_wal_replay_paused';
+-- Superuser only, as on 9.4 (PostgreSQL 15 revokes them from PUBLIC likewise).
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlog_replay_pause() RETURNS void
+    LANGUAGE internal VOLATILE STRICT AS 'pg_wal_replay_pause';
+CREATE OR REPLACE FUNCTION pg_catalog.pg_xlog_replay_resume() RETURNS void
+    LANGUAGE internal VOLATILE STRICT AS 'pg_wal_replay_resume';
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_xlog_replay_pause() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_catalog.pg_xlog_replay_resume() FROM PUBLIC;
 
--- The exporter detects the family from version(); server_version_num stays 15xxxx.
+-- The product and release; a client login reports server_version 9.4.26 (gpemu.c).
 CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$SELECT 'PostgreSQL 9.4.26 (Greenplum Database 6.24.3 build commit:emulated) on x86_64-unknown-linux-gnu, compiled by gcc, 64-bit (emulated by gpemu on PostgreSQL 15)'::text$$;
@@ -142,16 +149,53 @@ SELECT
     WHERE S.state = 'active' AND pg_catalog.gpemu_wait_reason(S.pid) = 'resource_queue';
 GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
 
+-- Greenplum 6 pg_stat_replication: PostgreSQL 9.4's columns, as the 6.24.3
+-- server's system_views.sql defines them (`*_location`, no lag times, no
+-- reply_time), over PostgreSQL 15's walsender function.
+DROP VIEW pg_catalog.pg_stat_replication;
+CREATE VIEW pg_catalog.pg_stat_replication AS
+    SELECT S.pid, S.usesysid, U.rolname AS usename, S.application_name, S.client_addr,
+           S.client_hostname, S.client_port, S.backend_start, S.backend_xmin, W.state,
+           W.sent_lsn AS sent_location, W.write_lsn AS write_location,
+           W.flush_lsn AS flush_location, W.replay_lsn AS replay_location,
+           W.sync_priority, W.sync_state
+    FROM pg_catalog.pg_stat_get_activity(NULL) AS S, pg_catalog.pg_authid U,
+         pg_catalog.pg_stat_get_wal_senders() AS W
+    WHERE S.usesysid = U.oid AND S.pid = W.pid;
+GRANT SELECT ON pg_catalog.pg_stat_replication TO PUBLIC;
+
 -- Greenplum 6 pg_settings: PostgreSQL 9.4 columns (no pending_restart), and only
 -- the settings Greenplum 6 has (catalog/gp6_settings.txt) or custom ones with a
--- dot.  The rules are PostgreSQL's own.
+-- dot.  Not those the real server hides from it (max_wal_senders on
+-- Greenplum 6).  The rules are PostgreSQL's own.
 DROP VIEW pg_catalog.pg_settings;
 CREATE VIEW pg_catalog.pg_settings AS
     SELECT A.name, A.setting, A.unit, A.category, A.short_desc, A.extra_desc,
            A.context, A.vartype, A.source, A.min_val, A.max_val, A.enumvals,
            A.boot_val, A.reset_val, A.sourcefile, A.sourceline
     FROM pg_catalog.pg_show_all_settings() AS A
-    WHERE pg_catalog.gpemu_setting_exists(A.name);
+    WHERE pg_catalog.gpemu_setting_exists(A.name)
+      -- What a real Greenplum 6.24.3 server keeps out of pg_settings (GUC_NO_SHOW_ALL)
+      -- and PostgreSQL 15 lists: SHOW and current_setting() still answer them.
+      AND A.name NOT IN (
+          'allow_system_table_mods', 'archive_timeout', 'autovacuum',
+          'autovacuum_analyze_scale_factor', 'autovacuum_analyze_threshold',
+          'autovacuum_freeze_max_age', 'autovacuum_naptime', 'autovacuum_vacuum_cost_delay',
+          'autovacuum_vacuum_cost_limit', 'autovacuum_vacuum_scale_factor',
+          'autovacuum_vacuum_threshold', 'bgwriter_delay', 'bgwriter_lru_maxpages',
+          'bgwriter_lru_multiplier', 'checkpoint_warning', 'commit_delay', 'commit_siblings',
+          'config_file', 'constraint_exclusion', 'external_pid_file', 'fsync',
+          'full_page_writes', 'geqo', 'geqo_effort', 'geqo_generations', 'geqo_pool_size',
+          'geqo_selection_bias', 'geqo_threshold', 'hba_file', 'hot_standby',
+          'hot_standby_feedback', 'huge_pages', 'ident_file', 'ignore_system_indexes',
+          'lo_compat_privileges', 'log_destination', 'log_directory', 'log_file_mode',
+          'log_filename', 'log_line_prefix', 'max_replication_slots',
+          'max_standby_archive_delay', 'max_standby_streaming_delay', 'max_wal_senders',
+          'post_auth_delay', 'pre_auth_delay', 'restart_after_crash',
+          'session_replication_role', 'synchronous_commit', 'synchronous_standby_names',
+          'syslog_facility', 'syslog_ident', 'trace_notify', 'trace_sort',
+          'transaction_deferrable', 'vacuum_defer_cleanup_age', 'wal_level', 'wal_log_hints',
+          'wal_sync_method', 'zero_damaged_pages');
 CREATE RULE pg_settings_u AS
     ON UPDATE TO pg_catalog.pg_settings
     WHERE new.name = old.name DO

@@ -17,7 +17,7 @@ CREATE OR REPLACE FUNCTION pg_catalog.gpemu_free_slots() RETURNS integer
 CREATE OR REPLACE FUNCTION pg_catalog.gpemu_setting_exists(text) RETURNS boolean
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'gpemu', 'gpemu_setting_exists';
 
--- The exporter detects the family from version(); server_version_num stays 15xxxx.
+-- The product and release; a client login reports server_version 12.12 (gpemu.c).
 CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$SELECT 'PostgreSQL 12.12 (Greenplum Database 7.0.0 build commit:emulated) on x86_64-pc-linux-gnu, compiled by gcc, 64-bit (emulated by gpemu on PostgreSQL 15)'::text$$;
@@ -121,12 +121,27 @@ GRANT SELECT ON pg_catalog.pg_locks TO PUBLIC;
 
 -- Greenplum 7 pg_settings: PostgreSQL 12 has the same columns as 15; only the
 -- settings Greenplum 7 has (catalog/gp7_settings.txt) or custom ones with a dot.
--- The rules are PostgreSQL's own.
+-- Not those the real server hides from it.  The rules are PostgreSQL's own.
 DROP VIEW pg_catalog.pg_settings;
 CREATE VIEW pg_catalog.pg_settings AS
     SELECT *
     FROM pg_catalog.pg_show_all_settings() AS A
-    WHERE pg_catalog.gpemu_setting_exists(A.name);
+    WHERE pg_catalog.gpemu_setting_exists(A.name)
+      -- What a real Greenplum 7.0.0 server keeps out of pg_settings (GUC_NO_SHOW_ALL)
+      -- and PostgreSQL 15 lists: SHOW and current_setting() still answer them.
+      AND A.name NOT IN (
+          'allow_system_table_mods', 'archive_command', 'archive_timeout',
+          'autovacuum_freeze_max_age', 'autovacuum_vacuum_cost_delay',
+          'autovacuum_vacuum_cost_limit', 'autovacuum_vacuum_scale_factor',
+          'autovacuum_vacuum_threshold', 'bgwriter_delay', 'bgwriter_lru_maxpages',
+          'bgwriter_lru_multiplier', 'checkpoint_timeout', 'checkpoint_warning',
+          'commit_delay', 'commit_siblings', 'config_file', 'data_directory',
+          'external_pid_file', 'fsync', 'full_page_writes', 'geqo', 'geqo_effort',
+          'geqo_generations', 'geqo_pool_size', 'geqo_selection_bias', 'geqo_threshold',
+          'hba_file', 'ident_file', 'ignore_system_indexes', 'log_destination',
+          'log_directory', 'log_filename', 'log_line_prefix', 'post_auth_delay',
+          'pre_auth_delay', 'syslog_facility', 'syslog_ident', 'trace_notify', 'trace_sort',
+          'wal_sync_method', 'zero_damaged_pages');
 CREATE RULE pg_settings_u AS
     ON UPDATE TO pg_catalog.pg_settings
     WHERE new.name = old.name DO

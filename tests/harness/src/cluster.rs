@@ -1,11 +1,14 @@
-//! Starting, controlling and tearing down an emulated cluster.
+//! A cluster of either backend (emulated or real Greenplum): its plan, its
+//! connections, and controlling and tearing down its servers.
 
+use crate::backend::{Backend, Server};
 use crate::catalog::{quote, CatalogRow};
 use crate::family::Family;
-use crate::process::{bin_dir, postmaster_pid, process_tree, run, signal_all, ServerUser};
+use crate::process::{
+    bin_dir, postmaster_pid, process_tree, run, signal_all, Programs, ServerUser,
+};
 use crate::{
-    APPLICATION_NAME, DATABASE, ORDINARY_PASSWORD, ORDINARY_USER, SCRATCH_TABLE, SUPERUSER,
-    SUPERUSER_PASSWORD,
+    APPLICATION_NAME, DATABASE, ORDINARY_PASSWORD, ORDINARY_USER, SUPERUSER, SUPERUSER_PASSWORD,
 };
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -50,24 +53,29 @@ impl InstanceSettings {
 /// What to start: family, number of primaries, limits, optional mirror rows.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
-    family: Family,
+    pub(crate) backend: Backend,
     segments: usize,
     segments_per_host: usize,
-    mirrors: bool,
+    pub(crate) mirrors: bool,
     coordinator: InstanceSettings,
     segment: InstanceSettings,
     per_content: BTreeMap<i16, InstanceSettings>,
     /// `name = value` lines for every primary's configuration.
     segment_conf: String,
     /// PEM certificate and key every server presents with `ssl = on`.
-    tls: Option<(String, String)>,
+    pub(crate) tls: Option<(String, String)>,
+    /// Idle reader gangs a coordinator session keeps per segment.
+    pub(crate) cached_readers: Option<usize>,
+    /// Real backend: `gp_vmem_idle_resource_timeout` (see [`ClusterSpec::idle_gang_timeout`]).
+    pub(crate) idle_gang_timeout: Duration,
 }
 
 impl ClusterSpec {
-    /// A coordinator and `segments` primaries (content 0..segments-1).
-    pub fn new(family: Family, segments: usize) -> Self {
+    /// A coordinator and `segments` primaries (content 0..segments-1), of
+    /// the emulation (a [`Family`]) or of real servers ([`Backend::real`]).
+    pub fn new(backend: impl Into<Backend>, segments: usize) -> Self {
         ClusterSpec {
-            family,
+            backend: backend.into(),
             segments,
             segments_per_host: 2,
             mirrors: false,
@@ -76,7 +84,27 @@ impl ClusterSpec {
             per_content: BTreeMap::new(),
             segment_conf: String::new(),
             tls: None,
+            cached_readers: None,
+            idle_gang_timeout: REAL_IDLE_GANG_TIMEOUT,
         }
+    }
+
+    /// How many idle reader gangs a coordinator session keeps cached per
+    /// segment after a query (Greenplum's `gp_cached_segworkers_threshold`,
+    /// default 5): on the emulation the figure the exporter reads, on real
+    /// servers what the coordinator does.
+    pub fn cached_readers(mut self, n: usize) -> Self {
+        self.cached_readers = Some(n);
+        self
+    }
+
+    /// Real backend: how long a coordinator session keeps idle gangs
+    /// (`gp_vmem_idle_resource_timeout`; Greenplum's default is 18 s, the
+    /// harness's an hour so that a test's sessions keep what they made).
+    /// The emulation has no such timer: see [`Cluster::release_idle_gangs`].
+    pub fn idle_gang_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_gang_timeout = timeout;
+        self
     }
 
     /// Every server gets `ssl = on` with this certificate (PEM, chain
@@ -86,14 +114,15 @@ impl ClusterSpec {
         self
     }
 
-    /// Sets a server setting on every primary segment, e.g. a gpemu setting
-    /// behind an emulated Greenplum one (see docs/emulation.md).
+    /// Sets a server setting on every primary segment (a real one on real
+    /// servers, e.g. a gpemu one on the emulation: docs/emulation.md).
     pub fn segment_setting(mut self, name: &str, value: &str) -> Self {
         self.segment_conf.push_str(&format!("{name} = {value}\n"));
         self
     }
 
-    /// Adds a mirror row per primary to the catalog (no server runs for it).
+    /// Emulation: adds a mirror row per primary to the catalog (no server
+    /// runs for it). Real servers: not yet (refused at start).
     pub fn mirrors(mut self, on: bool) -> Self {
         self.mirrors = on;
         self
@@ -139,6 +168,9 @@ pub struct Instance {
     pub settings: InstanceSettings,
     /// Further `name = value` lines of its configuration.
     pub extra_conf: String,
+    /// Options `pg_ctl start -o` gives its postmaster (a real GP7 instance
+    /// takes its `gp_role` only there).
+    pub start_options: String,
 }
 
 /// Startup options of a test shortcut: they let a GP6 utility-mode session run
@@ -178,6 +210,8 @@ impl Login {
 pub enum Mode {
     /// No Greenplum options: what a client of the coordinator sends.
     Plain,
+    /// Like `Plain`, from a client calling itself `application_name`.
+    Client { application_name: &'static str },
     /// The family's utility-mode option.
     Utility,
     /// The family's utility-mode option followed by these startup options,
@@ -185,20 +219,22 @@ pub enum Mode {
     UtilityWith(&'static str),
     /// The other family's utility option (which this family refuses).
     WrongFamilyUtility,
-    /// A coordinator backend (QD) of distributed session `session_id`,
-    /// opened by a client calling itself `application_name`.
+    /// Emulation only: a coordinator backend (QD) that declares it is
+    /// distributed session `session_id`, opened by a client calling itself
+    /// `application_name`. (A real coordinator gives each session its id.)
     Dispatcher {
         session_id: i32,
         application_name: &'static str,
     },
-    /// A query executor (QE) of coordinator session `session_id`.
+    /// Emulation only: a query executor (QE) of coordinator session
+    /// `session_id`. (A real coordinator makes its own: [`Cluster::dispatch`].)
     Executor { session_id: i32, writer: bool },
 }
 
 impl Mode {
     fn options(self, family: Family) -> Option<String> {
         match self {
-            Mode::Plain => None,
+            Mode::Plain | Mode::Client { .. } => None,
             Mode::Utility => Some(family.utility_options()),
             Mode::UtilityWith(options) => Some(format!("{} {options}", family.utility_options())),
             Mode::WrongFamilyUtility => Some(family.wrong_family_utility_options()),
@@ -210,16 +246,23 @@ impl Mode {
     }
 }
 
-/// A running emulated cluster. Dropping it stops every server and deletes its files.
+/// A running cluster. Dropping it stops every server and deletes its files
+/// (a real one keeps its server logs under `target/greenplum-logs/`).
 pub struct Cluster {
-    family: Family,
-    user: ServerUser,
+    pub(crate) backend: Backend,
+    pub(crate) user: ServerUser,
+    /// The server programs: PostgreSQL's or the Greenplum build's.
+    pub(crate) programs: Programs,
     /// Coordinator first, then primaries in content order.
-    instances: Vec<Instance>,
-    catalog: Vec<CatalogRow>,
+    pub(crate) instances: Vec<Instance>,
+    pub(crate) catalog: Vec<CatalogRow>,
     /// Data directories of the standbys started, stopped on drop if still running.
     standbys: Mutex<Vec<PathBuf>>,
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
+    /// See [`ClusterSpec::cached_readers`].
+    pub(crate) cached_readers: usize,
+    /// See [`ClusterSpec::idle_gang_timeout`].
+    pub(crate) idle_gang_timeout: Duration,
 }
 
 /// A streaming standby of one primary segment or the coordinator, replicating
@@ -227,6 +270,7 @@ pub struct Cluster {
 /// server and deletes its data directory.
 pub struct Standby {
     user: ServerUser,
+    programs: Programs,
     /// Content id of the instance it follows.
     pub content: i16,
     pub port: u16,
@@ -237,13 +281,29 @@ impl Standby {
     /// Promotes the standby to a primary (`pg_ctl promote`, waiting until it
     /// accepts writes), as FTS does with a mirror when its primary fails.
     pub fn promote(&self) -> Result<()> {
-        pg_ctl(&self.user, &self.datadir, &["promote"])
+        pg_ctl(&self.user, &self.programs, &self.datadir, &["promote"])
+    }
+
+    /// Stops the standby at once (`pg_ctl stop -m immediate`), as a mirror
+    /// host that went away; its data directory stays until it is dropped.
+    pub fn stop(&self) -> Result<()> {
+        pg_ctl(
+            &self.user,
+            &self.programs,
+            &self.datadir,
+            &["stop", "-m", "immediate"],
+        )
     }
 }
 
 impl Drop for Standby {
     fn drop(&mut self) {
-        let _ = pg_ctl(&self.user, &self.datadir, &["stop", "-m", "immediate"]);
+        let _ = pg_ctl(
+            &self.user,
+            &self.programs,
+            &self.datadir,
+            &["stop", "-m", "immediate"],
+        );
         let _ = std::fs::remove_dir_all(&self.datadir);
     }
 }
@@ -251,214 +311,68 @@ impl Drop for Standby {
 /// `application_name` of a standby's walreceiver, as a Greenplum mirror's.
 pub const STANDBY_APPLICATION_NAME: &str = "gp_walreceiver";
 
-/// Settings every instance shares; per-instance ones live in `instance.conf`.
-const COMMON_CONF: &str = "
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-fsync = off
-full_page_writes = off
-shared_buffers = 16MB
-max_wal_size = 256MB
-autovacuum = off
-log_line_prefix = '%m [%p] %u@%d '
-# Backends of killed test clients that are running a query notice and exit.
-client_connection_check_interval = '1s'
-";
-
-const START_ATTEMPTS: usize = 5;
-
-/// The lists of what each family knows, which the module loads at start-up
-/// from `gpemu.catalog_dir`.
-const CATALOG_LISTS: [(&str, &str); 4] = [
-    (
-        "gp6_functions.tsv",
-        include_str!("../../gpemu/catalog/gp6_functions.tsv"),
-    ),
-    (
-        "gp6_settings.txt",
-        include_str!("../../gpemu/catalog/gp6_settings.txt"),
-    ),
-    (
-        "gp7_functions.tsv",
-        include_str!("../../gpemu/catalog/gp7_functions.tsv"),
-    ),
-    (
-        "gp7_settings.txt",
-        include_str!("../../gpemu/catalog/gp7_settings.txt"),
-    ),
-];
-
-/// Creates the (empty) `gp_segment_configuration` table.
-const COORDINATOR_SQL: &str = include_str!("../../gpemu/sql/coordinator.sql");
-
 impl Cluster {
     fn start(spec: ClusterSpec) -> Result<Cluster> {
         let user = ServerUser::detect()?;
-        let root = tempfile::Builder::new().prefix("gpemu-").tempdir()?;
+        let (programs, install) = match spec.backend.server {
+            Server::Emulated => (Programs::postgresql(), None),
+            Server::Real => {
+                let install =
+                    crate::greenplum::install(spec.backend.family, &user)?.with_context(|| {
+                        format!(
+                            "no real Greenplum {} server (run real tests through \
+                             Backend::real_or_skip, which skips them)",
+                            spec.backend.family
+                        )
+                    })?;
+                (install.programs.clone(), Some(install))
+            }
+        };
+        let prefix = match spec.backend.server {
+            Server::Emulated => "gpemu-",
+            Server::Real => "gpreal-",
+        };
+        let root = tempfile::Builder::new().prefix(prefix).tempdir()?;
         user.own(root.path())?;
         let mut cluster = Cluster {
-            family: spec.family,
+            backend: spec.backend,
             user,
+            programs,
             instances: plan_instances(&spec, root.path()),
             catalog: Vec::new(),
             standbys: Mutex::new(Vec::new()),
             root,
+            cached_readers: spec.cached_readers.unwrap_or(DEFAULT_CACHED_READERS),
+            idle_gang_timeout: spec.idle_gang_timeout,
         };
         // From here on a failure drops `cluster`, which stops whatever started.
-        cluster.boot(&spec)?;
+        match install {
+            None => cluster.boot_emulated(&spec)?,
+            Some(install) => cluster.boot_real(&spec, install)?,
+        }
         Ok(cluster)
     }
 
-    fn boot(&mut self, spec: &ClusterSpec) -> Result<()> {
-        let lib = self.install_library()?;
-        let template = self.make_template(&lib)?;
-        if let Some((cert, key)) = &spec.tls {
-            // Copied with the template (`cp -a` keeps owner and mode).
-            self.install_tls(&template, cert, key)?;
-        }
-        let ports = free_ports(self.instances.len())?;
-        for (inst, port) in self.instances.iter_mut().zip(ports) {
-            inst.port = port;
-            copy_dir(&template, &inst.datadir)?;
-        }
-        let user = self.user;
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .instances
-                .iter_mut()
-                .map(|inst| s.spawn(move || start_new_instance(&user, inst)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("start thread"))
-                .collect()
-        });
-        results.into_iter().collect::<Result<()>>()?;
-        // Only now are the ports final: a start may have moved to another one.
-        self.catalog = catalog_rows(spec, &self.instances);
-        self.create_catalog()
-    }
-
-    /// Copies the extension and its catalog lists (into `catalog/` beside it)
-    /// into the cluster so the server account can read them whatever the
-    /// permissions of the build directory.
-    fn install_library(&self) -> Result<PathBuf> {
-        let dir = self.root.path().join("lib");
-        std::fs::create_dir_all(dir.join("catalog"))?;
-        let lib = dir.join("gpemu.so");
-        std::fs::copy(env!("GPEMU_LIBRARY"), &lib).context("copying gpemu.so")?;
-        for (name, text) in CATALOG_LISTS {
-            std::fs::write(dir.join("catalog").join(name), text)
-                .with_context(|| format!("writing catalog list {name}"))?;
-        }
-        Ok(lib)
-    }
-
-    /// One `initdb` plus per-database setup, later copied for every instance.
-    fn make_template(&self, lib: &Path) -> Result<PathBuf> {
-        let root = self.root.path();
-        let dir = root.join("template");
-        let pwfile = root.join("superuser.pass");
-        std::fs::write(&pwfile, SUPERUSER_PASSWORD)?;
-        self.user.own(&pwfile)?;
-        run(
-            self.user
-                .command("initdb", root)
-                .arg("-D")
-                .arg(&dir)
-                .args([
-                    "-U",
-                    SUPERUSER,
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                ])
-                .arg(format!("--pwfile={}", pwfile.display()))
-                .args(["-N", "-E", "UTF8", "--locale=C"]),
-            "initdb",
-        )?;
-        let lib_dir = lib
-            .parent()
-            .expect("library directory")
-            .display()
-            .to_string();
-        let conf = format!(
-            "{COMMON_CONF}shared_preload_libraries = {}\ndynamic_library_path = {}\n\
-             gpemu.family = '{}'\ngpemu.catalog_dir = {}\ninclude 'instance.conf'\n",
-            quote(&lib.display().to_string()),
-            quote(&format!("{lib_dir}:$libdir")),
-            self.family.name(),
-            quote(&format!("{lib_dir}/catalog")),
-        );
-        append(&dir.join("postgresql.conf"), &conf)?;
-
-        let mut template = Instance {
-            dbid: 0,
-            content: -1,
-            port: 0,
-            hostname: "template".into(),
-            datadir: dir.clone(),
-            settings: InstanceSettings::COORDINATOR,
-            extra_conf: String::new(),
-        };
-        start_new_instance(&self.user, &mut template)?;
-        let setup = self.setup_template(template.port);
-        let stopped = self.pg_ctl(&dir, &["stop", "-m", "fast"]);
-        setup.and(stopped)?;
-        Ok(dir)
-    }
-
-    /// `server.crt` / `server.key` (the default file names) and `ssl = on`.
-    /// The server refuses a key that others can read or that it does not own.
-    fn install_tls(&self, datadir: &Path, cert_pem: &str, key_pem: &str) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let cert = datadir.join("server.crt");
-        let key = datadir.join("server.key");
-        std::fs::write(&cert, cert_pem).context("writing server.crt")?;
-        std::fs::write(&key, key_pem).context("writing server.key")?;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
-        self.user.own(&cert)?;
-        self.user.own(&key)?;
-        append(&datadir.join("postgresql.conf"), "ssl = on\n")
-    }
-
-    fn setup_template(&self, port: u16) -> Result<()> {
-        psql(
-            port,
-            DATABASE,
-            &format!(
-                "CREATE ROLE {ORDINARY_USER} LOGIN PASSWORD {};",
-                quote(ORDINARY_PASSWORD)
-            ),
-        )?;
-        let scratch = format!(
-            "CREATE TABLE public.{SCRATCH_TABLE} (id integer);\n\
-             GRANT ALL ON public.{SCRATCH_TABLE} TO PUBLIC;\n"
-        );
-        for db in ["template1", DATABASE] {
-            psql(port, db, self.family.setup_sql())?;
-            psql(port, db, &scratch)?;
-        }
-        Ok(())
-    }
-
-    /// Creates and fills `gp_segment_configuration` on the coordinator.
-    fn create_catalog(&self) -> Result<()> {
-        let mut sql = String::from(COORDINATOR_SQL);
-        for row in &self.catalog {
-            sql.push_str(&row.insert_sql());
-            sql.push('\n');
-        }
-        let port = self.coordinator().port;
-        psql(port, "template1", COORDINATOR_SQL)?;
-        psql(port, DATABASE, &sql).map(drop)
-    }
-
-    fn pg_ctl(&self, datadir: &Path, args: &[&str]) -> Result<()> {
-        pg_ctl(&self.user, datadir, args)
+    pub(crate) fn pg_ctl(&self, datadir: &Path, args: &[&str]) -> Result<()> {
+        pg_ctl(&self.user, &self.programs, datadir, args)
     }
 
     pub fn family(&self) -> Family {
-        self.family
+        self.backend.family
+    }
+
+    /// The family and the kind of servers.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Refuses, naming the call, what the real servers cannot be made to do
+    /// on demand (the emulation can: declared waits, a slow catalog, ...).
+    pub(crate) fn emulation_only(&self, what: &str) -> Result<()> {
+        if self.backend.is_real() {
+            bail!("{what}: the emulation can do this, a real Greenplum server cannot be made to");
+        }
+        Ok(())
     }
 
     pub fn coordinator(&self) -> &Instance {
@@ -491,6 +405,31 @@ impl Cluster {
     /// The cluster's scratch directory (deleted on drop).
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// Everything an instance's server has logged: PostgreSQL's text log on
+    /// the emulation (`server.log`), Greenplum's CSV files (`pg_log/` on GP6,
+    /// `log/` on GP7, `gpdb-*.csv`, oldest first) on real servers.
+    pub fn server_log(&self, content: i16) -> Result<String> {
+        let datadir = &self.instance(content).datadir;
+        if !self.backend.is_real() {
+            return Ok(std::fs::read_to_string(datadir.join("server.log"))?);
+        }
+        let dir = match self.family() {
+            Family::Gp6 => datadir.join("pg_log"),
+            Family::Gp7 => datadir.join("log"),
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        let mut text = String::new();
+        for file in files {
+            text.push_str(&std::fs::read_to_string(file)?);
+        }
+        Ok(text)
     }
 
     /// A file holding the superuser's password, for programs under test.
@@ -568,7 +507,14 @@ impl Cluster {
             .user(login.user())
             .password(login.password())
             .connect_timeout(Duration::from_secs(10));
-        let options = match (mode.options(self.family), extra_options) {
+        if self.backend.is_real() && matches!(mode, Mode::Dispatcher { .. } | Mode::Executor { .. })
+        {
+            panic!(
+                "{mode:?}: a real coordinator gives sessions their ids and makes its own \
+                 executors; use Cluster::dispatch"
+            );
+        }
+        let options = match (mode.options(self.family()), extra_options) {
             (Some(mode), Some(extra)) => Some(format!("{mode} {extra}")),
             (mode, extra) => mode.or(extra.map(str::to_owned)),
         };
@@ -581,7 +527,8 @@ impl Cluster {
             Mode::Executor { .. } => {}
             Mode::Dispatcher {
                 application_name, ..
-            } => {
+            }
+            | Mode::Client { application_name } => {
                 cfg.application_name(application_name);
             }
             _ => {
@@ -615,6 +562,7 @@ impl Cluster {
     /// Makes `pg_stat_activity` and `pg_locks` slow on an instance: every
     /// row costs `ms` milliseconds (`gpemu.catalog_delay`, 0 to stop).
     pub async fn set_catalog_delay(&self, content: i16, ms: u32) -> Result<()> {
+        self.emulation_only("a slow catalog (gpemu.catalog_delay)")?;
         let client = self.admin(content).await?;
         // Two statements: ALTER SYSTEM refuses to run in the implicit
         // transaction of a multi-statement batch.
@@ -635,11 +583,7 @@ impl Cluster {
     /// Starts a stopped instance again on its port.
     pub fn start_instance(&self, content: i16) -> Result<()> {
         let inst = self.instance(content);
-        let log = inst.datadir.join("server.log");
-        self.pg_ctl(
-            &inst.datadir,
-            &["start", "-t", "60", "-l", &log.display().to_string()],
-        )
+        start(&self.user, &self.programs, inst).map(drop)
     }
 
     pub fn restart(&self, content: i16) -> Result<()> {
@@ -655,7 +599,7 @@ impl Cluster {
             .find(|i| i.content == content)
             .context("no such instance")?;
         inst.settings = settings;
-        write_instance_conf(inst)?;
+        write_instance_conf(self.backend, inst, self.root.path())?;
         self.restart(content)
     }
 
@@ -681,6 +625,7 @@ impl Cluster {
     /// streaming (`application_name` [`STANDBY_APPLICATION_NAME`]). One standby
     /// per instance at a time.
     pub async fn start_standby(&self, content: i16) -> Result<Standby> {
+        self.emulation_only("a standby started beside an instance (not yet a real mirror)")?;
         let primary = self.instance(content);
         let n = self.instances.len() as i16;
         let mut standby = Instance {
@@ -693,6 +638,7 @@ impl Cluster {
             datadir: self.root.path().join(format!("standby{content}")),
             settings: primary.settings,
             extra_conf: primary.extra_conf.clone(),
+            start_options: String::new(),
         };
         if standby.datadir.exists() {
             bail!("content {content} already has a standby");
@@ -703,6 +649,7 @@ impl Cluster {
         );
         let mut guard = Standby {
             user: self.user,
+            programs: self.programs.clone(),
             content,
             port: 0,
             datadir: standby.datadir.clone(),
@@ -713,7 +660,7 @@ impl Cluster {
             .push(standby.datadir.clone());
         run(
             self.user
-                .command("pg_basebackup", self.root.path())
+                .command(&self.programs, "pg_basebackup", self.root.path())
                 .args(["-d", &conninfo, "-D"])
                 .arg(&standby.datadir)
                 .args(["-R", "-c", "fast", "-X", "stream"])
@@ -721,7 +668,7 @@ impl Cluster {
             "pg_basebackup",
         )?;
         // The copy has the primary's instance.conf; this writes its own.
-        start_new_instance(&self.user, &mut standby)?;
+        start_new_instance(&self.user, &self.programs, &mut standby)?;
         guard.port = standby.port;
         self.wait_until(
             content,
@@ -758,6 +705,7 @@ impl Cluster {
 
     /// Runs SQL on the coordinator's catalog (superuser, utility mode).
     pub async fn coordinator_execute(&self, sql: &str) -> Result<u64> {
+        self.emulation_only("writing gp_segment_configuration (FTS writes a real one)")?;
         let client = self.admin(-1).await?;
         client
             .execute(sql, &[])
@@ -802,14 +750,21 @@ impl Drop for Cluster {
             };
             let tree = process_tree(pid);
             signal_all(&tree, Signal::SIGCONT);
-            if pg_ctl(&self.user, &datadir, &["stop", "-m", "immediate"]).is_err() {
+            if self.pg_ctl(&datadir, &["stop", "-m", "immediate"]).is_err() {
                 signal_all(&tree, Signal::SIGKILL);
             }
+        }
+        if self.backend.is_real() {
+            crate::real::keep_logs(&self.datadirs());
         }
     }
 }
 
 fn plan_instances(spec: &ClusterSpec, root: &Path) -> Vec<Instance> {
+    let options = |content: i16| match spec.backend.server {
+        Server::Emulated => String::new(),
+        Server::Real => crate::real::start_options(spec.backend.family, content),
+    };
     let coordinator = Instance {
         dbid: 1,
         content: -1,
@@ -817,7 +772,8 @@ fn plan_instances(spec: &ClusterSpec, root: &Path) -> Vec<Instance> {
         hostname: "mdw".into(),
         datadir: root.join("coordinator"),
         settings: spec.coordinator,
-        extra_conf: String::new(),
+        extra_conf: coordinator_conf(spec),
+        start_options: options(-1),
     };
     let segments = (0..spec.segments).map(|i| {
         let content = i as i16;
@@ -828,13 +784,43 @@ fn plan_instances(spec: &ClusterSpec, root: &Path) -> Vec<Instance> {
             hostname: format!("sdw{}", i / spec.segments_per_host + 1),
             datadir: root.join(format!("primary{content}")),
             settings: *spec.per_content.get(&content).unwrap_or(&spec.segment),
-            extra_conf: spec.segment_conf.clone(),
+            extra_conf: segment_conf(spec),
+            start_options: options(content),
         }
     });
     std::iter::once(coordinator).chain(segments).collect()
 }
 
-fn catalog_rows(spec: &ClusterSpec, instances: &[Instance]) -> Vec<CatalogRow> {
+/// Further settings of every primary.
+fn segment_conf(spec: &ClusterSpec) -> String {
+    let mut conf = spec.segment_conf.clone();
+    if let Some(n) = spec.cached_readers {
+        let name = match spec.backend.server {
+            Server::Emulated => "gpemu.cached_segworkers_threshold",
+            Server::Real => "gp_cached_segworkers_threshold",
+        };
+        conf.push_str(&format!("{name} = {n}\n"));
+    }
+    conf
+}
+
+/// Further settings of the coordinator: on real servers, what its
+/// dispatcher does with idle gangs.
+fn coordinator_conf(spec: &ClusterSpec) -> String {
+    if spec.backend.server == Server::Emulated {
+        return String::new();
+    }
+    let mut conf = format!(
+        "gp_vmem_idle_resource_timeout = {}\n",
+        spec.idle_gang_timeout.as_millis()
+    );
+    if let Some(n) = spec.cached_readers {
+        conf.push_str(&format!("gp_cached_segworkers_threshold = {n}\n"));
+    }
+    conf
+}
+
+pub(crate) fn catalog_rows(spec: &ClusterSpec, instances: &[Instance]) -> Vec<CatalogRow> {
     let mode = if spec.mirrors { 's' } else { 'n' };
     let row = |inst: &Instance, dbid: i16, role: char, port: u16, datadir: String| CatalogRow {
         dbid,
@@ -868,16 +854,35 @@ fn catalog_rows(spec: &ClusterSpec, instances: &[Instance]) -> Vec<CatalogRow> {
     rows
 }
 
-fn write_instance_conf(inst: &Instance) -> Result<()> {
+/// Writes the instance's own settings: `instance.conf`, which the shared
+/// configuration includes, and on real servers also `internal.auto.conf`,
+/// where Greenplum reads `gp_dbid`.
+pub(crate) fn write_instance_conf(backend: Backend, inst: &Instance, root: &Path) -> Result<()> {
     let s = inst.settings;
+    let own = match backend.server {
+        Server::Emulated => format!(
+            "port = {}\ngpemu.contentid = {}\ngpemu.dbid = {}\n",
+            inst.port, inst.content, inst.dbid
+        ),
+        Server::Real => {
+            std::fs::write(
+                inst.datadir.join("internal.auto.conf"),
+                format!("gp_dbid = {}\n", inst.dbid),
+            )
+            .context("writing internal.auto.conf")?;
+            format!(
+                "port = {}\nunix_socket_directories = {}\ngp_contentid = {}\n",
+                inst.port,
+                quote(&root.display().to_string()),
+                inst.content
+            )
+        }
+    };
     std::fs::write(
         inst.datadir.join("instance.conf"),
         format!(
-            "port = {}\ngpemu.contentid = {}\ngpemu.dbid = {}\nmax_connections = {}\n\
-             superuser_reserved_connections = {}\nmax_prepared_transactions = {}\n{}",
-            inst.port,
-            inst.content,
-            inst.dbid,
+            "{own}max_connections = {}\nsuperuser_reserved_connections = {}\n\
+             max_prepared_transactions = {}\n{}",
             s.max_connections,
             s.superuser_reserved_connections,
             s.max_prepared_transactions,
@@ -887,27 +892,56 @@ fn write_instance_conf(inst: &Instance) -> Result<()> {
     .context("writing instance.conf")
 }
 
-/// Starts a freshly copied instance, moving to another port if its port was
-/// taken in the meantime (ports are chosen at run time and others may race us).
-fn start_new_instance(user: &ServerUser, inst: &mut Instance) -> Result<()> {
+pub(crate) const START_ATTEMPTS: usize = 5;
+
+/// Greenplum's default `gp_cached_segworkers_threshold`.
+const DEFAULT_CACHED_READERS: usize = 5;
+
+/// Real backend default of [`ClusterSpec::idle_gang_timeout`].
+const REAL_IDLE_GANG_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Starts an instance with its own options; the server's startup log is
+/// returned when it fails.
+pub(crate) fn start(user: &ServerUser, programs: &Programs, inst: &Instance) -> Result<()> {
     let log = inst.datadir.join("server.log");
+    let mut args = vec!["start", "-t", "60"];
+    let log_path = log.display().to_string();
+    args.extend(["-l", log_path.as_str()]);
+    if !inst.start_options.is_empty() {
+        args.extend(["-o", inst.start_options.as_str()]);
+    }
+    pg_ctl(user, programs, &inst.datadir, &args).map_err(|err| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        anyhow::anyhow!("starting {}: {err:#}\n{text}", inst.datadir.display())
+    })
+}
+
+/// True when a start failed because another process took the port.
+pub(crate) fn lost_port_race(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    text.contains("could not bind") || text.contains("could not create any TCP/IP")
+}
+
+/// Starts a freshly copied emulated instance, moving to another port if its
+/// port was taken in the meantime (ports are chosen at run time and others
+/// may race us).
+pub(crate) fn start_new_instance(
+    user: &ServerUser,
+    programs: &Programs,
+    inst: &mut Instance,
+) -> Result<()> {
+    let root = inst.datadir.parent().unwrap_or(&inst.datadir).to_owned();
     for _ in 0..START_ATTEMPTS {
         if inst.port == 0 {
             inst.port = free_ports(1)?[0];
         }
-        write_instance_conf(inst)?;
-        let _ = std::fs::remove_file(&log);
-        let started = pg_ctl(
-            user,
-            &inst.datadir,
-            &["start", "-t", "60", "-l", &log.display().to_string()],
-        );
-        let Err(err) = started else { return Ok(()) };
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if !text.contains("could not bind") && !text.contains("could not create any TCP/IP") {
-            bail!("starting {}: {err:#}\n{text}", inst.datadir.display());
+        write_instance_conf(Backend::emulated(Family::Gp6), inst, &root)?;
+        let _ = std::fs::remove_file(inst.datadir.join("server.log"));
+        match start(user, programs, inst) {
+            Ok(()) => return Ok(()),
+            Err(e) if lost_port_race(&e) => inst.port = 0,
+            Err(e) => return Err(e),
         }
-        inst.port = 0;
     }
     bail!(
         "no free port for {} after {START_ATTEMPTS} attempts",
@@ -915,10 +949,15 @@ fn start_new_instance(user: &ServerUser, inst: &mut Instance) -> Result<()> {
     )
 }
 
-fn pg_ctl(user: &ServerUser, datadir: &Path, args: &[&str]) -> Result<()> {
+pub(crate) fn pg_ctl(
+    user: &ServerUser,
+    programs: &Programs,
+    datadir: &Path,
+    args: &[&str],
+) -> Result<()> {
     let dir = datadir.parent().unwrap_or(datadir);
     run(
-        user.command("pg_ctl", dir)
+        user.command(programs, "pg_ctl", dir)
             .arg("-D")
             .arg(datadir)
             .args(["-w", "-s"])
@@ -929,7 +968,7 @@ fn pg_ctl(user: &ServerUser, datadir: &Path, args: &[&str]) -> Result<()> {
 }
 
 /// Ports free right now on loopback, all distinct.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()?;
@@ -939,7 +978,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     // `cp -a` keeps the server account as owner and the 0700 data directory mode.
     run(
         Command::new("cp").arg("-a").arg(from).arg(to),
@@ -948,14 +987,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     .map(drop)
 }
 
-fn append(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
     f.write_all(text.as_bytes())?;
     Ok(())
 }
 
 /// Runs SQL with psql as the superuser on a server that accepts plain connections.
-fn psql(port: u16, db: &str, sql: &str) -> Result<String> {
+pub(crate) fn psql(port: u16, db: &str, sql: &str) -> Result<String> {
+    psql_with(port, db, sql, None)
+}
+
+/// Like [`psql`], with these startup options (`PGOPTIONS`), e.g. utility mode.
+pub(crate) fn psql_with(port: u16, db: &str, sql: &str, options: Option<&str>) -> Result<String> {
     let mut cmd = Command::new(bin_dir().join("psql"));
     cmd.args([
         "-X",
@@ -983,6 +1027,9 @@ fn psql(port: u16, db: &str, sql: &str) -> Result<String> {
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    if let Some(options) = options {
+        cmd.env("PGOPTIONS", options);
+    }
     let mut child = cmd.spawn().context("spawning psql")?;
     child
         .stdin

@@ -1,5 +1,6 @@
-//! Running the PostgreSQL programs: as an unprivileged OS user when we are root
-//! (PostgreSQL refuses to run as root), and finding a server's processes.
+//! Running the server programs (PostgreSQL's for the emulation, a Greenplum
+//! build's for the real backend): as an unprivileged OS user when we are root
+//! (both refuse to run as root), and finding a server's processes.
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
@@ -42,16 +43,51 @@ impl ServerUser {
         Ok(())
     }
 
-    /// A command for a PostgreSQL server program, run as the server account.
-    pub(crate) fn command(&self, program: &str, cwd: &Path) -> Command {
-        let mut cmd = Command::new(bin_dir().join(program));
+    /// True when the servers run as another account than ours.
+    pub(crate) fn switches(&self) -> bool {
+        self.switch_to.is_some()
+    }
+
+    /// A command for one of `programs`, run as the server account.
+    pub(crate) fn command(&self, programs: &Programs, program: &str, cwd: &Path) -> Command {
+        let mut cmd = Command::new(programs.bin.join(program));
         cmd.current_dir(cwd)
             .env("LC_ALL", "C")
             .env_remove("PGOPTIONS");
+        if let Some(lib) = &programs.lib {
+            // A Greenplum build finds its own libpq (and the rest) only this way.
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
         if let Some((uid, gid)) = self.switch_to {
             cmd.uid(uid).gid(gid);
         }
         cmd
+    }
+}
+
+/// Where a backend's server programs are: PostgreSQL's own for the
+/// emulation, a Greenplum build's `bin/` (with its `lib/`) for the real one.
+#[derive(Clone, Debug)]
+pub(crate) struct Programs {
+    bin: PathBuf,
+    lib: Option<PathBuf>,
+}
+
+impl Programs {
+    /// The Debian PostgreSQL server the emulation runs on.
+    pub(crate) fn postgresql() -> Programs {
+        Programs {
+            bin: bin_dir().to_owned(),
+            lib: None,
+        }
+    }
+
+    /// A Greenplum build unpacked at `home` (`bin/`, `lib/`, `share/`).
+    pub(crate) fn greenplum(home: &Path) -> Programs {
+        Programs {
+            bin: home.join("bin"),
+            lib: Some(home.join("lib")),
+        }
     }
 }
 
@@ -103,7 +139,8 @@ pub(crate) fn process_tree(pid: i32) -> Vec<i32> {
     tree
 }
 
-fn children(parent: i32) -> Vec<i32> {
+/// The live or zombie children of `parent`.
+pub(crate) fn children(parent: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

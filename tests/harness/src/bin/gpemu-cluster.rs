@@ -28,9 +28,6 @@ const REPLAY_READERS: usize = 3;
 /// Shorter than the 30 s GreenplumConnectionHeadroomExhausted waits, so it is
 /// GreenplumConnectionSlotsExhaustedBriefly that fires.
 const REPLAY_HOLD: Duration = Duration::from_secs(18);
-/// Session ids of the replays: a fresh hundred each time, so sessions of the
-/// last replay still exiting are not taken for the new ones.
-const REPLAY_SESSION_IDS: i32 = 9000;
 
 #[derive(Parser)]
 #[command(about = "Run an emulated Greenplum cluster made of real PostgreSQL servers")]
@@ -133,7 +130,6 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
-    let mut replays = 0;
     let mut replay = None;
     loop {
         tokio::select! {
@@ -147,8 +143,7 @@ async fn main() -> Result<()> {
                 if replay.is_some() {
                     eprintln!("replay: one is running already");
                 } else {
-                    replays += 1;
-                    replay = Some(Box::pin(replay_incident(&cluster, REPLAY_SESSION_IDS + 100 * replays)));
+                    replay = Some(Box::pin(replay_incident(&cluster)));
                 }
             }
             done = async { replay.as_mut().expect("replay").await }, if replay.is_some() => {
@@ -173,12 +168,12 @@ async fn main() -> Result<()> {
 
 /// Fills content 0 with distributed sessions in open transactions, as the
 /// incident did, holds them for the incident's 18 s and releases them.
-async fn replay_incident(cluster: &Cluster, first_session_id: i32) -> Result<()> {
+async fn replay_incident(cluster: &Cluster) -> Result<()> {
     eprintln!(
         "replay: dispatching sessions until content {REPLAY_CONTENT} has no ordinary slot left"
     );
     let burst = cluster
-        .fill_with_sessions(REPLAY_CONTENT, first_session_id, REPLAY_READERS)
+        .fill_with_sessions(REPLAY_CONTENT, REPLAY_READERS)
         .await?;
     eprintln!(
         "replay: {} sessions hold {} executors on every segment; content {REPLAY_CONTENT} is full: \
