@@ -1,5 +1,7 @@
 //! Lock waits: waiting backends by lock type and mode, distinct blockers and
-//! the longest current wait.
+//! the longest current wait. A statement queued in a resource queue is not a
+//! lock wait here (on GP6 it is an ungranted lock of type `resource queue`):
+//! `greenplum_backends_waiting{reason="resource_queue"}` counts it.
 
 use super::{item, items, total, Collector, Ctx, Row};
 use crate::config::CollectorName;
@@ -11,7 +13,7 @@ pub struct Locks;
 
 static WAITING: Desc = Desc::gauge(
     "greenplum_lock_waiting_backends",
-    "Backends waiting for a lock on the instance.",
+    "Backends waiting for a lock on the instance (not statements queued in a resource queue).",
 );
 static WAITERS: Desc = Desc::gauge(
     "greenplum_lock_waiters",

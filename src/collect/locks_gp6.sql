@@ -1,9 +1,16 @@
 -- Lock waits on a GP6 / Greengage 6 instance (PostgreSQL 9.4 base): no pg_blocking_pids(),
 -- so blockers are the granted holders of the same lock object as a waiter;
--- a waiting backend shows waiting_reason 'lock' and waits since query_start.
+-- a waiting backend waits since its query_start. The longest wait is taken
+-- over the same ungranted locks as the waiters, not over pg_stat_activity's
+-- waiting flag: the backend raises that flag only after its lock entry is
+-- in pg_locks, so a round in between would serve one waiter waiting 0 s.
+-- A statement queued in a resource queue also waits on an ungranted lock, of
+-- type 'resource queue', with waiting_reason 'lock': that is queueing, counted
+-- as greenplum_backends_waiting{reason="resource_queue"}, so left out here.
 -- Columns: collector, item, labels, value.
 SELECT 'locks', 'waiters', ARRAY[locktype, mode], count(*)::float8
-FROM pg_locks WHERE NOT granted AND pid IS NOT NULL GROUP BY locktype, mode
+FROM pg_locks WHERE NOT granted AND pid IS NOT NULL AND locktype <> 'resource queue'
+GROUP BY locktype, mode
 UNION ALL
 SELECT 'locks', 'blockers', ARRAY[]::text[], count(DISTINCT h.virtualtransaction)::float8
 FROM pg_locks w
@@ -20,8 +27,10 @@ JOIN pg_locks h
  AND h.classid IS NOT DISTINCT FROM w.classid
  AND h.objid IS NOT DISTINCT FROM w.objid
  AND h.objsubid IS NOT DISTINCT FROM w.objsubid
-WHERE NOT w.granted AND w.pid IS NOT NULL
+WHERE NOT w.granted AND w.pid IS NOT NULL AND w.locktype <> 'resource queue'
 UNION ALL
 SELECT 'locks', 'longest_wait', ARRAY[]::text[],
        coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
-FROM pg_stat_activity WHERE waiting AND waiting_reason = 'lock'
+FROM pg_stat_activity
+WHERE pid IN (SELECT pid FROM pg_locks
+              WHERE NOT granted AND pid IS NOT NULL AND locktype <> 'resource queue')
