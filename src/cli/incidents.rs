@@ -3,6 +3,7 @@
 
 use super::table::{client_or_local, cut, session_who};
 use crate::model::incident::Incident;
+use crate::model::time::rfc3339;
 use std::fmt::Write as _;
 
 /// Sessions listed under each episode.
@@ -17,13 +18,14 @@ pub fn render(incidents: &[Incident], width: usize) -> String {
     }
     for i in incidents {
         let c = &i.instance;
+        // The rounds at or below the threshold, not the rounds above it that ended it.
         let lasted = match i.ended_at {
-            Some(end) => format!("ended after {}", duration(end - i.started_at)),
-            None => "still going".to_owned(),
+            Some(end) => format!("lasted {}, over at {}", duration(i.seconds()), rfc3339(end)),
+            None => format!("still going, {} so far", duration(i.seconds())),
         };
         let head = format!(
             "{}  {} content {} (dbid {}, {}:{})  {}/{} used, headroom {} (lowest {}, peak {} used, {} rounds), {lasted}",
-            timestamp(i.started_at),
+            rfc3339(i.started_at),
             i.cluster,
             c.content,
             c.dbid,
@@ -63,34 +65,6 @@ pub fn render(incidents: &[Incident], width: usize) -> String {
     out
 }
 
-/// UTC, to the second, as the log shows times.
-fn timestamp(unix: f64) -> String {
-    let secs = unix.max(0.0) as u64;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// civil_from_days).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
@@ -105,10 +79,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_and_durations_read_like_the_log() {
-        assert_eq!(timestamp(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(timestamp(1_796_169_600.0), "2026-12-02T00:00:00Z");
-        assert_eq!(timestamp(951_782_400.0), "2000-02-29T00:00:00Z");
+    fn durations_read_like_the_log() {
         assert_eq!(duration(42.4), "42s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(7_500.0), "2h05m");

@@ -1,20 +1,32 @@
-//! The command line: flags, named as Prometheus exporters name theirs, and
-//! the `top` subcommand. Uses `config` (overrides), `round` (a round of the
-//! daemon's own code for `top`) and `model` (the views it prints).
+//! The command line: flags, named as Prometheus exporters name theirs (and
+//! with node_exporter's semantics where it has the same flag), and the `top`
+//! subcommand. `collectors`: the `--collector.<name>` flags, derived from
+//! the collector registry; `version`: the `--version` build block;
+//! `logfmt`: `--log.format=logfmt`. Uses `config` (overrides), `round` (a
+//! round of the daemon's own code for `top`) and `model` (the views it
+//! prints).
 
+mod collectors;
 pub mod from;
 pub mod incidents;
+pub mod logfmt;
 pub mod table;
 pub mod top;
+pub mod version;
 
-use crate::config::Overrides;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::config::{CollectorFlags, FamilyChoice, Overrides};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines (tracing's format).
     Text,
+    /// `key=value` pairs (`ts`, `level`, `target`, `msg`, fields), as
+    /// Prometheus and its exporters log.
+    Logfmt,
+    /// One JSON object per line.
     Json,
 }
 
@@ -27,24 +39,42 @@ pub enum LogLevel {
     Trace,
 }
 
+/// `--collect.family`: the configuration's `family` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    Auto,
+    /// Greenplum 6, Greengage 6
+    Gp6,
+    /// Greenplum 7, Greengage 7, Apache Cloudberry
+    Gp7,
+}
+
+impl From<FamilyArg> for FamilyChoice {
+    fn from(f: FamilyArg) -> FamilyChoice {
+        match f {
+            FamilyArg::Auto => FamilyChoice::Auto,
+            FamilyArg::Gp6 => FamilyChoice::Gp6,
+            FamilyArg::Gp7 => FamilyChoice::Gp7,
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "greenplum_segment_exporter",
-    // GPSE_* come from build.rs.
-    version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (commit ",
-        env!("GPSE_GIT_COMMIT"),
-        ", built ",
-        env!("GPSE_BUILD_DATE"),
-        ")"
-    ),
+    // `--version` prints the build block of Prometheus exporters (`version`).
+    disable_version_flag = true,
     about = "Prometheus exporter of per-segment connection, prepared-transaction and lock figures \
              of Greenplum-family clusters, read in utility mode"
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Show the version, revision, branch, build user and date, Rust version
+    /// and platform.
+    #[arg(long = "version", action = ArgAction::SetTrue)]
+    pub version: bool,
 
     /// TOML or YAML configuration file (see config/ for an example).
     #[arg(long = "config.file", value_name = "FILE", global = true)]
@@ -68,9 +98,36 @@ pub struct Cli {
     #[arg(long = "collect.interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub collect_interval: Option<Duration>,
 
-    /// Address to listen on, host:port or :port [default: 0.0.0.0:9297].
-    #[arg(long = "web.listen-address", value_name = "ADDRESS")]
-    pub listen_address: Option<String>,
+    /// The clusters' family, over the file's `family` [default: auto, from
+    /// the server_version the coordinator's login reports].
+    #[arg(
+        long = "collect.family",
+        value_name = "FAMILY",
+        value_enum,
+        global = true
+    )]
+    pub collect_family: Option<FamilyArg>,
+
+    /// Address to listen on, host:port, [ipv6]:port or :port; repeat it for
+    /// several (overrides the file's web.listen_address) [default:
+    /// 0.0.0.0:9297].
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", action = ArgAction::Append)]
+    pub listen_addresses: Vec<String>,
+
+    /// Use the listening sockets systemd passes (socket activation, a
+    /// .socket unit) instead of --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+
+    /// Leave out the exporter's own series: process_*, greenplum_exporter_build_info
+    /// and greenplum_exporter_config_last_reload_*.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+
+    /// Requests served at once (every endpoint; each passes basic auth); more
+    /// are answered 503. 0: no limit.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = crate::config::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
 
     /// Path under which to expose metrics [default: /metrics].
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
@@ -85,8 +142,23 @@ pub struct Cli {
     #[arg(long = "log.level", value_enum, global = true)]
     pub log_level: Option<LogLevel>,
 
+    /// Output format of log messages.
     #[arg(long = "log.format", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+
+    /// The `--collector.<name>` / `--no-collector.<name>` flags (added to
+    /// the command from the registry, see [`parse`]).
+    #[arg(skip)]
+    pub collectors: CollectorFlags,
+}
+
+/// The command line of this process; exits with a usage error (code 2) or
+/// the help when clap says so.
+pub fn parse() -> Cli {
+    let matches = collectors::add_flags(Cli::command()).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.collectors = collectors::from_matches(&matches);
+    cli
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,8 +208,10 @@ impl Cli {
             coordinator_dsn: self.coordinator_dsn.clone(),
             cluster_name: self.cluster_name.clone(),
             collect_interval: self.collect_interval,
-            listen_address: self.listen_address.clone(),
+            family: self.collect_family.map(FamilyChoice::from),
+            listen_addresses: self.listen_addresses.clone(),
             telemetry_path: self.telemetry_path.clone(),
+            collectors: self.collectors.clone(),
         }
     }
 }

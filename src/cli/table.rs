@@ -77,8 +77,20 @@ const COLUMNS: &[Column] = &[
         },
     },
     Column {
+        header: "REPL",
+        width: 5,
+        drop_rank: 2,
+        cell: |i| {
+            i.replication.as_ref().map_or(String::new(), |r| {
+                // A disagreement with the catalog is marked, like a switched role.
+                let mark = if r.disagrees { "!" } else { "" };
+                format!("{}{mark}", r.cell())
+            })
+        },
+    },
+    Column {
         header: "WAIT",
-        width: 6,
+        width: 5,
         drop_rank: 3,
         cell: |i| {
             i.locks
@@ -354,6 +366,7 @@ mod tests {
             }),
             prepared: None,
             locks: None,
+            replication: None,
             top_users: vec![("etl_loader_with_long_name".into(), 600.0)],
             top_applications: vec![("".into(), 600.0), ("psql".into(), 3.0)],
             backends: Vec::new(),
@@ -378,6 +391,7 @@ mod tests {
             family: Some("gp6".into()),
             version: None,
             round_finished_at: None,
+            interval_seconds: 1.0,
             instances: vec![up, down],
             not_collected: Vec::new(),
             attribution: None,

@@ -21,13 +21,18 @@ macro_rules! on_client_backends {
 
 pub mod connections;
 pub mod locks;
+pub mod log;
+mod log_csv;
+pub mod log_follow;
+pub mod lowest_headroom;
 pub mod prepared;
+pub mod replication;
 pub mod sessions;
 pub mod settings;
 mod statement;
 pub mod topology;
 
-pub use statement::{run, statement, Params};
+pub use statement::{run, statement, LogRead, Params};
 
 use crate::config::{ClusterConfig, CollectorName};
 use crate::metrics::Writer;
@@ -95,18 +100,13 @@ pub static COLLECTORS: &[&dyn Collector] = &[
     &locks::Locks,
     &settings::Settings,
     &sessions::Sessions,
+    &replication::Replication,
+    &log::Log,
 ];
 
 /// Name of a collector as it appears in the `collector` column.
 pub fn tag(name: CollectorName) -> &'static str {
-    match name {
-        CollectorName::Connections => "connections",
-        CollectorName::Prepared => "prepared",
-        CollectorName::Locks => "locks",
-        CollectorName::Settings => "settings",
-        CollectorName::Sessions => "sessions",
-        CollectorName::Topology => "topology",
-    }
+    name.name()
 }
 
 /// Writes every enabled collector's samples for one instance.
@@ -150,6 +150,7 @@ pub fn instance_view(
             .map(|r| connections::slots(r, row.content)),
         prepared: of(CollectorName::Prepared).map(|r| prepared::figures(&r)),
         locks: of(CollectorName::Locks).map(|r| locks::figures(&r)),
+        replication: of(CollectorName::Replication).map(|r| replication::figures(&r)),
         waiting: connections
             .as_ref()
             .map(|r| connections::waiting(r))

@@ -179,6 +179,7 @@ pub fn attribute(instances: &[InstanceRows], top: TopN, dispatchers: &Dispatcher
         sessions,
         other_sessions,
         overcommit: overcommit(instances),
+        lowest_headroom: Vec::new(),
     }
 }
 
@@ -250,9 +251,9 @@ pub fn write(a: &Attribution, instances: &[InstanceRows], ctx: &ClusterCtx, out:
 }
 
 /// A coordinator session as the coordinator's `pg_stat_activity` shows it.
-struct Session<'r> {
+pub(super) struct Session<'r> {
     usename: &'r str,
-    application_name: &'r str,
+    pub(super) application_name: &'r str,
     client_addr: &'r str,
     state: &'r str,
     /// Empty unless query text is read (`incidents.query_text`).
@@ -273,7 +274,8 @@ impl Session<'_> {
     }
 }
 
-fn coordinator_sessions<'r>(rows: &[&'r Row]) -> HashMap<&'r str, Session<'r>> {
+/// The coordinator's sessions by `sess_id`, from its rows.
+pub(super) fn coordinator_sessions<'r>(rows: &[&'r Row]) -> HashMap<&'r str, Session<'r>> {
     items(rows, "coordinator_session")
         .map(|r| {
             let session = Session {

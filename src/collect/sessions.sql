@@ -10,14 +10,17 @@ FROM a
 WHERE sess_id > 0 AND application_name IS DISTINCT FROM 'greenplum_segment_exporter'
 GROUP BY sess_id
 UNION ALL
-SELECT 'sessions', 'local', ARRAY[kind], count(*)::float8
+-- Local sessions by kind and by their own application_name (who holds a
+-- segment's slots: lowest_headroom.rs).
+SELECT 'sessions', 'local', ARRAY[kind, application_name], count(*)::float8
 FROM (
     SELECT CASE WHEN application_name = 'greenplum_segment_exporter' THEN 'exporter'
-                ELSE 'utility' END AS kind
+                ELSE 'utility' END AS kind,
+           coalesce(application_name, '') AS application_name
     FROM a
     WHERE sess_id <= 0 OR application_name = 'greenplum_segment_exporter'
 ) l
-GROUP BY kind
+GROUP BY kind, application_name
 UNION ALL
 -- On the coordinator only: who each distributed session is. Value: its age.
 -- $2: characters of query text to read (for incident records); 0 reads none.

@@ -22,7 +22,7 @@ const LIVENESS_ONLY: &str = "SELECT NULL::text, NULL::text, NULL::text[], $1::fl
 pub fn statement(family: Family, enabled: &[CollectorName]) -> String {
     let parts: Vec<String> = COLLECTORS
         .iter()
-        .filter(|c| enabled.contains(&c.name()))
+        .filter(|c| enabled.contains(&c.name()) && !c.sql(family).is_empty())
         .map(|c| format!("SELECT * FROM (\n{}\n) AS {}", c.sql(family), tag(c.name())))
         .collect();
     if parts.is_empty() {
@@ -81,8 +81,23 @@ pub struct Params {
     pub query_text_chars: u32,
 }
 
-/// Runs the round's single statement on one instance.
-pub async fn run(pool: &Pool, sql: &Arc<str>, params: Params) -> Result<Vec<Row>, ScrapeError> {
+/// The `log` collector's read of one instance: its family's privilege test and
+/// the instance's follower.
+#[derive(Clone)]
+pub struct LogRead {
+    pub sql: &'static str,
+    pub follower: super::log::Shared,
+}
+
+/// Runs the round's single statement on one instance, then, with the `log`
+/// collector, its log read on the same connection (whose failure costs only
+/// that collector).
+pub async fn run(
+    pool: &Pool,
+    sql: &Arc<str>,
+    params: Params,
+    log: Option<LogRead>,
+) -> Result<Vec<Row>, ScrapeError> {
     let mut client = Checkout::get(pool).await?;
     let result = async {
         let types = [Type::FLOAT8, Type::INT4];
@@ -91,7 +106,18 @@ pub async fn run(pool: &Pool, sql: &Arc<str>, params: Params) -> Result<Vec<Row>
         let values: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&params.stale_after_seconds, &query_text_chars];
         let rows = client.query(&statement, &values).await?;
-        rows.iter().map(decode_row).collect()
+        let mut rows: Vec<Row> = rows.iter().map(decode_row).collect::<Result<_, _>>()?;
+        if let Some(log) = &log {
+            let (more, error) = super::log::read(client.client(), log.sql, &log.follower).await;
+            rows.extend(more);
+            if let Some(e) = error {
+                log.follower
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_error = Some(e);
+            }
+        }
+        Ok(rows)
     }
     .await;
     client.release();
@@ -124,7 +150,7 @@ fn decode_row(r: &tokio_postgres::Row) -> Result<Row, ScrapeError> {
 
 /// Every item the collectors' SQL names, sorted: decoded without allocating.
 /// (Another item still works, as an owned string.)
-const ITEMS: [&str; 24] = [
+const ITEMS: [&str; 27] = [
     "blockers",
     "by_application",
     "by_database",
@@ -133,6 +159,8 @@ const ITEMS: [&str; 24] = [
     "cached_segworkers_threshold",
     "coordinator_session",
     "count",
+    "lag_bytes",
+    "lag_seconds",
     "local",
     "longest_wait",
     "max",
@@ -145,6 +173,7 @@ const ITEMS: [&str; 24] = [
     "stale",
     "state",
     "superuser_reserved_connections",
+    "sync_state",
     "text",
     "waiters",
     "waiting",
@@ -205,6 +234,8 @@ mod tests {
             include_str!("locks_gp6.sql"),
             include_str!("locks_gp7.sql"),
             include_str!("prepared.sql"),
+            include_str!("replication_gp6.sql"),
+            include_str!("replication_gp7.sql"),
             include_str!("sessions.sql"),
             include_str!("settings.sql"),
         ]

@@ -17,17 +17,36 @@ pub(super) fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKe
     let cfg: tokio_postgres::Config = dsn
         .parse()
         .map_err(|e: tokio_postgres::Error| invalid(key, format!("not a valid DSN: {e}")))?;
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(_) => {
-            return Err(invalid(
-                key,
-                "Unix-socket hosts are not supported; give a TCP host",
-            ))
+    // A host list (`host=mdw,smdw`, `postgresql://mdw:5432,smdw:5432/...`): the
+    // coordinator, then its standby; each host takes its own port of a port
+    // list, or the one port given.
+    let mut hosts = Vec::new();
+    for h in cfg.get_hosts() {
+        match h {
+            tokio_postgres::config::Host::Tcp(h) => hosts.push(h.clone()),
+            _ => {
+                return Err(invalid(
+                    key,
+                    "Unix-socket hosts are not supported; give a TCP host",
+                ))
+            }
         }
-        None => "localhost".into(),
+    }
+    if hosts.len() > 2 {
+        return Err(invalid(
+            key,
+            "at most two hosts: the coordinator and its standby",
+        ));
+    }
+    let ports = cfg.get_ports();
+    let port_of = |i: usize| match ports.len() {
+        0 => 5432,
+        1 => ports[0],
+        _ => ports.get(i).copied().unwrap_or(5432),
     };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let host = hosts.first().cloned().unwrap_or_else(|| "localhost".into());
+    let port = port_of(0);
+    let standby = hosts.get(1).map(|h| (h.clone(), port_of(1)));
     let user = cfg
         .get_user()
         .map(str::to_owned)
@@ -48,6 +67,8 @@ pub(super) fn keys_from_dsn(dsn: &str, name: Option<String>) -> Result<ClusterKe
         name: Some(name.unwrap_or_else(|| host.clone())),
         host: Some(host),
         port: Some(port),
+        standby_host: standby.as_ref().map(|s| s.0.clone()),
+        standby_port: standby.map(|s| s.1),
         database: Some(database),
         user: Some(user),
         password,
@@ -77,4 +98,32 @@ fn tls_from_env(dsn: TlsKeys) -> Result<TlsKeys, ConfigError> {
         sslcert: dsn.sslcert.or_else(|| path("PGSSLCERT")),
         sslkey: dsn.sslkey.or_else(|| path("PGSSLKEY")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load, ClusterConfig, ConfigError, Overrides};
+
+    fn dsn(d: &str) -> Result<ClusterConfig, ConfigError> {
+        load(&Overrides {
+            coordinator_dsn: Some(d.into()),
+            ..Overrides::default()
+        })
+        .map(|s| s.clusters[0].clone())
+    }
+
+    #[test]
+    fn a_host_list_names_the_standby_coordinator() {
+        let c = dsn("host=mdw,smdw port=5432,6000 user=mon password=x").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("mdw", 5432));
+        assert_eq!(c.standby, Some(("smdw".into(), 6000)));
+        // As libpq: in a URL each host has its own port, 5432 where none is given.
+        let c = dsn("postgresql://mon:x@mdw,smdw:5433/postgres").unwrap();
+        assert_eq!(
+            c.coordinator_addresses(),
+            [("mdw".into(), 5432), ("smdw".into(), 5433)]
+        );
+        assert_eq!(dsn("host=mdw user=mon password=x").unwrap().standby, None);
+        assert!(dsn("host=a,b,c user=mon password=x").is_err());
+    }
 }

@@ -3,16 +3,23 @@
 //! key. Uses `model` (families) and `tls` (the database TLS files are read and
 //! checked here, so a bad one stops the exporter at start-up).
 //!
-//! `keys`: what the file may say; `file`: the file and the environment;
-//! `dsn` and `conninfo`: the single-cluster quick start; `settings`: defaults
-//! and derived values; `validate`; `top_n`: label caps; `secrets` and
-//! `permissions`: passwords and who may read them.
+//! `keys`: what the file may say (`duration`: how durations are written);
+//! `file`: the file and the environment; `origin`: where a key was written
+//! (file section, environment variable or flag), for errors; `dsn` and
+//! `conninfo`: the single-cluster quick start; `collectors`: the collector
+//! registry and its flags; `settings`: defaults and derived values;
+//! `validate`; `top_n`: label caps; `secrets` and `permissions`: passwords
+//! and who may read them; `diff`: what a reload changed.
 
+mod collectors;
 pub mod conninfo;
+mod diff;
 mod dsn;
+mod duration;
 mod file;
 mod incidents;
 mod keys;
+mod origin;
 pub mod permissions;
 mod secrets;
 mod settings;
@@ -26,6 +33,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use collectors::{CollectorFlags, CollectorName, Registered, REGISTRY};
+pub use diff::changes;
 pub use incidents::IncidentSettings;
 pub use top_n::TopN;
 
@@ -81,17 +90,29 @@ pub struct Settings {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Web {
-    pub listen_address: SocketAddr,
+    /// One listener each (`--web.listen-address` may be repeated).
+    pub listen_addresses: Vec<SocketAddr>,
     pub telemetry_path: String,
 }
 
-/// `auto` detects the family from the coordinator's `version()`.
+/// `auto` detects the family from the `server_version` the coordinator's
+/// login reports (`db::probe`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FamilyChoice {
     Auto,
     Gp6,
     Gp7,
+}
+
+impl ClusterConfig {
+    /// Where the coordinator may be, in the order tried: the configured
+    /// coordinator, then its standby.
+    pub fn coordinator_addresses(&self) -> Vec<(String, u16)> {
+        std::iter::once((self.host.clone(), self.port))
+            .chain(self.standby.clone())
+            .collect()
+    }
 }
 
 impl FamilyChoice {
@@ -104,29 +125,6 @@ impl FamilyChoice {
     }
 }
 
-/// Collectors that can be switched on and off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CollectorName {
-    Connections,
-    Prepared,
-    Locks,
-    Settings,
-    Sessions,
-    Topology,
-}
-
-impl CollectorName {
-    pub const ALL: [CollectorName; 6] = [
-        CollectorName::Connections,
-        CollectorName::Prepared,
-        CollectorName::Locks,
-        CollectorName::Settings,
-        CollectorName::Sessions,
-        CollectorName::Topology,
-    ];
-}
-
 /// One monitored cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
@@ -134,6 +132,10 @@ pub struct ClusterConfig {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// The coordinator's standby, `host:port`: tried when the coordinator
+    /// does not answer, and collected as the coordinator once it is the one
+    /// not in recovery (after `gpactivatestandby`).
+    pub standby: Option<(String, u16)>,
     pub database: String,
     pub user: String,
     pub password: Option<Secret>,
@@ -149,6 +151,9 @@ pub struct ClusterConfig {
     pub collectors: Vec<CollectorName>,
     pub top_n: TopN,
     pub prepared_age_threshold: Duration,
+    /// Served as `greenplum_replication_lag_threshold_bytes`: the replay lag
+    /// the alert `GreenplumMirrorReplayLagHigh` compares with.
+    pub replication_lag_threshold_bytes: u64,
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub connect_timeout: Duration,
@@ -159,6 +164,9 @@ pub struct ClusterConfig {
     pub peak_window: Option<Duration>,
     /// The `[incidents]` section, for detecting and recording episodes.
     pub incidents: IncidentSettings,
+    /// Bytes of server log the `log` collector reads per instance per round;
+    /// more is skipped (and counted).
+    pub log_max_bytes_per_round: u64,
 }
 
 impl ClusterConfig {
@@ -174,13 +182,30 @@ pub struct Overrides {
     pub coordinator_dsn: Option<String>,
     pub cluster_name: Option<String>,
     pub collect_interval: Option<Duration>,
-    pub listen_address: Option<String>,
+    /// `--collect.family`: every cluster's family, over the file's.
+    pub family: Option<FamilyChoice>,
+    /// `--web.listen-address`, each given (empty: the file's or the default).
+    pub listen_addresses: Vec<String>,
     pub telemetry_path: Option<String>,
+    pub collectors: CollectorFlags,
 }
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9297";
+/// `--web.max-requests`' default: requests served at once; more are
+/// answered 503 at once rather than queued. Enough for 50 concurrent
+/// scrapers, few enough to bound the CPU that bcrypt checks of basic auth
+/// can take.
+pub const DEFAULT_MAX_REQUESTS: usize = 64;
 const DEFAULT_INSTANCE_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A round's server log per instance: a segment's log gains a few kB a
+/// round even while refusing; a coordinator with `log_statement = 'all'`
+/// may gain megabytes, which are skipped (and counted) beyond this.
+const DEFAULT_LOG_MAX_BYTES_PER_ROUND: u64 = 1 << 20;
+/// Less could not hold one record with its statement text; more would make
+/// one instance's read the round's cost.
+const MIN_LOG_BYTES: u64 = 4096;
+const MAX_LOG_BYTES: u64 = 64 << 20;
 /// Short: a collector must never queue behind a DDL lock on a catalog it reads.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
@@ -209,5 +234,7 @@ pub fn load(o: &Overrides) -> Result<Settings, ConfigError> {
     settings::build(file, o)
 }
 
+#[cfg(test)]
+mod example_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! Passwords: from a file (warned about when others may read it) or, as
+//! Passwords: from a file (warned about when others may read it, see
+//! `permissions`) or, as
 //! libpq does, from the pgpass file.
 
 use super::{invalid, permissions, ConfigError, Secret};
@@ -7,7 +8,7 @@ use std::path::Path;
 pub(super) fn read_password_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
-    permissions::warn_if_exposed(key, path, permissions::Holds::Secret);
+    permissions::warn_if_exposed(key, path);
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
         return Err(invalid(key, format!("{} is empty", path.display())));
@@ -17,17 +18,16 @@ pub(super) fn read_password_file(key: &str, path: &Path) -> Result<Secret, Confi
 
 /// libpq's password file (`PGPASSFILE`, default `~/.pgpass`).
 pub(super) mod pgpass {
-    use crate::config::permissions::{is_exposed, Holds};
+    use crate::config::permissions;
     use std::path::PathBuf;
 
     pub fn lookup(host: &str, port: u16, database: &str, user: &str) -> Option<String> {
         let path = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
-        if is_exposed(&path, Holds::Secret) {
+        if permissions::libpq_ignores(&path) {
             // libpq ignores such a file; so do we, saying why.
-            tracing::warn!(path = %path.display(), "password file has group or world access \
-                           and is ignored; permissions should be u=rw (0600) or less");
+            permissions::warn_pgpass_ignored(&path);
             return None;
         }
         let text = std::fs::read_to_string(path).ok()?;

@@ -3,16 +3,21 @@
 
 use super::incidents;
 use super::keys::{ClusterKeys, FileKeys, WebKeys};
+use super::origin::{env_or, ClusterOrigin};
 use super::secrets::{pgpass, read_password_file};
 use super::validate::validate;
 use super::{
-    invalid, permissions, ClusterConfig, CollectorName, ConfigError, FamilyChoice, Overrides,
-    Secret, Settings, Web, DEFAULT_INSTANCE_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TELEMETRY_PATH,
+    invalid, permissions, ClusterConfig, ConfigError, FamilyChoice, Overrides, Secret, Settings,
+    Web, DEFAULT_INSTANCE_TIMEOUT, DEFAULT_LISTEN_ADDRESS, DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_LOG_MAX_BYTES_PER_ROUND, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TELEMETRY_PATH,
 };
 use crate::tls::database::{DbTls, TlsKeys};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// `replication_lag_threshold_bytes` unless set: 1 GiB of WAL a mirror has
+/// not replayed is minutes of recovery at a promotion.
+pub const DEFAULT_REPLICATION_LAG_THRESHOLD_BYTES: u64 = 1 << 30;
 
 pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigError> {
     let web = build_web(file.web, o)?;
@@ -20,14 +25,22 @@ pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigErr
     if file.clusters.is_empty() {
         return Err(invalid("clusters", "at least one cluster is required"));
     }
-    let from_dsn = o.coordinator_dsn.is_some();
     let mut clusters = Vec::with_capacity(file.clusters.len());
-    for (i, raw) in file.clusters.into_iter().enumerate() {
-        let mut keys = raw.or(&file.defaults);
+    for (i, own) in file.clusters.iter().enumerate() {
+        let origin = ClusterOrigin {
+            at: format!("clusters[{i}]"),
+            own,
+            defaults: &file.defaults,
+            overrides: o,
+        };
+        let mut keys = own.clone().or(&file.defaults);
         if let Some(interval) = o.collect_interval {
             keys.scrape_interval = Some(interval);
         }
-        let mut cluster = build_cluster(&format!("clusters[{i}]"), keys, from_dsn)?;
+        if let Some(family) = o.family {
+            keys.family = Some(family);
+        }
+        let mut cluster = build_cluster(&origin, keys)?;
         cluster.incidents = incidents.clone();
         clusters.push(cluster);
     }
@@ -47,26 +60,41 @@ pub(super) fn build(file: FileKeys, o: &Overrides) -> Result<Settings, ConfigErr
 }
 
 fn build_web(keys: WebKeys, o: &Overrides) -> Result<Web, ConfigError> {
-    let listen = o
-        .listen_address
-        .clone()
-        .or(keys.listen_address)
-        .unwrap_or_else(|| DEFAULT_LISTEN_ADDRESS.into());
-    let listen_address = parse_listen_address(&listen)
-        .ok_or_else(|| invalid("web.listen_address", format!("{listen:?} is not host:port")))?;
-    let telemetry_path = o
-        .telemetry_path
-        .clone()
-        .or(keys.telemetry_path)
-        .unwrap_or_else(|| DEFAULT_TELEMETRY_PATH.into());
+    // Flags win over the file, which wins over the default.
+    let (listen, listen_key) = match (&o.listen_addresses[..], keys.listen_address) {
+        ([], Some(file)) => (file, env_or("web.listen_address")),
+        ([], None) => (vec![DEFAULT_LISTEN_ADDRESS.into()], String::new()),
+        (flags, _) => (flags.to_vec(), "--web.listen-address".into()),
+    };
+    if listen.is_empty() {
+        return Err(invalid(listen_key, "give at least one address"));
+    }
+    let mut listen_addresses = Vec::with_capacity(listen.len());
+    for address in &listen {
+        let parsed = parse_listen_address(address).ok_or_else(|| {
+            invalid(
+                &listen_key,
+                format!("{address:?} is not host:port (e.g. 0.0.0.0:9297, [::1]:9297 or :9297)"),
+            )
+        })?;
+        if listen_addresses.contains(&parsed) {
+            return Err(invalid(&listen_key, format!("{address:?} is given twice")));
+        }
+        listen_addresses.push(parsed);
+    }
+    let (telemetry_path, path_key) = match (&o.telemetry_path, keys.telemetry_path) {
+        (Some(flag), _) => (flag.clone(), "--web.telemetry-path".into()),
+        (None, Some(file)) => (file, env_or("web.telemetry_path")),
+        (None, None) => (DEFAULT_TELEMETRY_PATH.into(), String::new()),
+    };
     if !telemetry_path.starts_with('/') || telemetry_path.len() < 2 {
         return Err(invalid(
-            "web.telemetry_path",
+            path_key,
             format!("{telemetry_path:?} must be a path such as /metrics"),
         ));
     }
     Ok(Web {
-        listen_address,
+        listen_addresses,
         telemetry_path,
     })
 }
@@ -81,8 +109,9 @@ fn parse_listen_address(s: &str) -> Option<SocketAddr> {
     full.parse().ok()
 }
 
-fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConfig, ConfigError> {
-    let key = |name: &str| format!("{at}.{name}");
+fn build_cluster(origin: &ClusterOrigin, k: ClusterKeys) -> Result<ClusterConfig, ConfigError> {
+    let key = |name: &str| origin.key(name);
+    let from_dsn = origin.overrides.coordinator_dsn.is_some();
     let host = k.host.ok_or_else(|| invalid(key("host"), "required"))?;
     let port = k.port.unwrap_or(5432);
     let database = k.database.unwrap_or_else(|| "postgres".into());
@@ -115,7 +144,7 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         (None, None, None) => None,
     };
     if let Some(path) = &k.sslkey {
-        permissions::warn_if_exposed(&key("sslkey"), path, permissions::Holds::Secret);
+        permissions::warn_if_exposed(&key("sslkey"), path);
     }
     let tls = DbTls::load(TlsKeys {
         sslmode: k.sslmode,
@@ -138,9 +167,20 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
     let lock_timeout = k
         .lock_timeout
         .unwrap_or_else(|| DEFAULT_LOCK_TIMEOUT.min(statement_timeout));
+    let standby = match (k.standby_host, k.standby_port) {
+        (Some(h), p) => Some((h, p.unwrap_or(port))),
+        (None, Some(_)) => {
+            return Err(invalid(
+                key("standby_port"),
+                "needs standby_host (the standby coordinator's address)",
+            ))
+        }
+        (None, None) => None,
+    };
     let cfg = ClusterConfig {
         name: k.name.unwrap_or_else(|| host.clone()),
         port,
+        standby,
         database,
         user,
         host,
@@ -151,16 +191,25 @@ fn build_cluster(at: &str, k: ClusterKeys, from_dsn: bool) -> Result<ClusterConf
         topology_refresh: k.topology_refresh.unwrap_or(Duration::from_secs(60)),
         concurrency: k.concurrency.unwrap_or(32),
         pool_size: k.pool_size.unwrap_or(1),
-        collectors: k.collectors.unwrap_or_else(|| CollectorName::ALL.to_vec()),
+        collectors: origin.overrides.collectors.apply(k.collectors),
         top_n: k.top_n.unwrap_or_default(),
         prepared_age_threshold: k.prepared_age_threshold.unwrap_or(Duration::from_secs(300)),
+        replication_lag_threshold_bytes: k
+            .replication_lag_threshold_bytes
+            .unwrap_or(DEFAULT_REPLICATION_LAG_THRESHOLD_BYTES),
         statement_timeout,
         lock_timeout,
         connect_timeout: k.connect_timeout.unwrap_or(instance_timeout),
         tls,
         peak_window: k.peak_window,
         incidents: Default::default(),
+        log_max_bytes_per_round: k
+            .log_max_bytes_per_round
+            .unwrap_or(DEFAULT_LOG_MAX_BYTES_PER_ROUND),
     };
-    validate(at, &cfg)?;
+    if cfg.collectors.is_empty() && !origin.overrides.collectors.is_empty() {
+        return Err(origin.overrides.collectors.none_left());
+    }
+    validate(&key, &cfg)?;
     Ok(cfg)
 }

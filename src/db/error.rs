@@ -75,6 +75,11 @@ impl From<PoolError> for ScrapeError {
     }
 }
 
+/// A failed login outside a pool (the family probe), as a pool's would be.
+pub fn login_failed(e: tokio_postgres::Error) -> ScrapeError {
+    at_login(ScrapeError::from(e))
+}
+
 /// An error the server answered at login (a FATAL before the session
 /// started) is a refused connection, whatever its SQLSTATE, unless a more
 /// telling kind already says so (auth, too many connections, unavailable).

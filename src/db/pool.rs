@@ -48,16 +48,21 @@ pub struct Endpoint {
 }
 
 /// Session settings that keep the exporter harmless during an incident:
-/// read-only, short statement and lock timeouts and, where the family has the
-/// setting, no transaction left open. Only settings the family's server knows:
-/// one it does not know makes it refuse the connection (FATAL 42704).
-fn session_options(c: &ClusterConfig, family: Family) -> String {
-    let mut options = format!(
-        "{} -c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={}",
-        family.utility_option(),
+/// read-only, short statement and lock timeouts. Both families know them.
+fn harmless_options(c: &ClusterConfig) -> String {
+    format!(
+        "-c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={}",
         c.statement_timeout.as_millis(),
         c.lock_timeout.as_millis(),
-    );
+    )
+}
+
+/// A pooled session's settings: the family's utility mode, the harmless
+/// settings and, where the family has the setting, no transaction left open.
+/// Only settings the family's server knows: one it does not know makes it
+/// refuse the connection (FATAL 42704).
+fn session_options(c: &ClusterConfig, family: Family) -> String {
+    let mut options = format!("{} {}", family.utility_option(), harmless_options(c));
     if family.has_idle_in_transaction_timeout() {
         let ms = c.instance_timeout.as_millis().max(1000);
         options.push_str(&format!(" -c idle_in_transaction_session_timeout={ms}"));
@@ -67,13 +72,25 @@ fn session_options(c: &ClusterConfig, family: Family) -> String {
 
 /// libpq-style settings of one instance's connections.
 pub fn pg_config(c: &ClusterConfig, at: &Endpoint) -> tokio_postgres::Config {
+    config_for(c, &at.host, at.port, session_options(c, at.family))
+}
+
+/// The coordinator's login of the family probe (`db::probe`): no utility
+/// option, since which one the server takes is what the probe finds out, and
+/// only settings every family has; `host:port` is the coordinator's or its
+/// standby's.
+pub fn probe_config(c: &ClusterConfig, host: &str, port: u16) -> tokio_postgres::Config {
+    config_for(c, host, port, harmless_options(c))
+}
+
+fn config_for(c: &ClusterConfig, host: &str, port: u16, options: String) -> tokio_postgres::Config {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&at.host)
-        .port(at.port)
+    cfg.host(host)
+        .port(port)
         .dbname(&c.database)
         .user(&c.user)
         .application_name(APPLICATION_NAME)
-        .options(session_options(c, at.family))
+        .options(options)
         .connect_timeout(c.connect_timeout)
         .keepalives(true)
         .keepalives_idle(KEEPALIVE_IDLE)
@@ -323,19 +340,28 @@ mod tests {
             ..Default::default()
         };
         let cfg = crate::config::load(&overrides).unwrap().clusters.remove(0);
+        let names = |options: &str| -> Vec<String> {
+            options
+                .split_whitespace()
+                .filter(|w| *w != "-c")
+                .map(|w| w.split('=').next().unwrap_or(w).to_owned())
+                .collect()
+        };
+        // The probe's login goes to a server of either family.
+        let probe = harmless_options(&cfg);
+        assert_eq!(names(&probe).len(), 3, "{probe}");
         for family in [Family::Gp6, Family::Gp7] {
             let known = settings_of(family);
             let options = session_options(&cfg, family);
-            let names: Vec<&str> = options
-                .split_whitespace()
-                .filter(|w| *w != "-c")
-                .map(|w| w.split('=').next().unwrap_or(w))
-                .collect();
-            assert!(names.len() >= 4, "{options}");
-            for name in names {
+            assert!(names(&options).len() >= 4, "{options}");
+            for (name, of) in names(&options)
+                .into_iter()
+                .map(|n| (n, &options))
+                .chain(names(&probe).into_iter().map(|n| (n, &probe)))
+            {
                 assert!(
-                    known.contains(name),
-                    "{family:?} has no setting {name}: {options}"
+                    known.contains(name.as_str()),
+                    "{family:?} has no setting {name}: {of}"
                 );
             }
         }

@@ -210,6 +210,7 @@ mod tests {
             id: id.to_owned(),
             cluster: "c".into(),
             started_at,
+            last_below_at: started_at,
             ended_at: None,
             threshold: 0.0,
             instance: CatalogView {
@@ -228,6 +229,7 @@ mod tests {
             lowest_headroom: 0.0,
             peak_used: 25.0,
             sessions: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 

@@ -1,6 +1,9 @@
-//! Metric families and the text exposition: collectors write samples into a
+//! Metric families and the exposition: collectors write samples into a
 //! [`Writer`], which keeps each family's lines together so the body can be
-//! encoded once per round and served as is. Uses nothing else of the crate.
+//! encoded once per round and served as is, in the text format (0.0.4) or
+//! OpenMetrics 1.0. The two differ only in the family lines (`# HELP`,
+//! `# TYPE`) and OpenMetrics' closing `# EOF`: sample lines are the same
+//! bytes, so both share them. Uses nothing else of the crate.
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -30,13 +33,104 @@ impl Desc {
         }
     }
 
+    /// A counter; its name must end in `_total` (checked at compile time
+    /// for the statics it makes), which OpenMetrics requires of a counter's
+    /// samples and leaves out of its family name.
     pub const fn counter(name: &'static str, help: &'static str) -> Desc {
+        assert!(ends_with(name, "_total"), "a counter's name ends in _total");
         Desc {
             name,
             help,
             kind: Kind::Counter,
         }
     }
+
+    /// The family's name in `format`: OpenMetrics names a counter without
+    /// its samples' `_total`.
+    pub fn family_name(&self, format: Format) -> &'static str {
+        match (self.kind, format) {
+            (Kind::Counter, Format::OpenMetrics) => &self.name[..self.name.len() - "_total".len()],
+            _ => self.name,
+        }
+    }
+}
+
+const fn ends_with(s: &str, suffix: &str) -> bool {
+    let (s, suffix) = (s.as_bytes(), suffix.as_bytes());
+    if s.len() < suffix.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < suffix.len() {
+        if s[s.len() - suffix.len() + i] != suffix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The exposition formats `/metrics` negotiates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Text, Format::OpenMetrics];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What ends the exposition: `# EOF` for OpenMetrics, nothing for text.
+    pub fn end(self) -> &'static str {
+        match self {
+            Format::Text => "",
+            Format::OpenMetrics => "# EOF\n",
+        }
+    }
+}
+
+/// The text format of the process collector (the `prometheus` crate's
+/// encoder) in `format`: its counters' family lines without `_total`, and
+/// help texts with OpenMetrics' escape of `"`. Sample lines stay as they are.
+pub fn from_text_format(text: &str, format: Format) -> String {
+    if format == Format::Text {
+        return text.to_owned();
+    }
+    let counters: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let family = |name: &str| match counters.contains(&name) {
+        true => name.strip_suffix("_total").unwrap_or(name).to_owned(),
+        false => name.to_owned(),
+    };
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let _ = write!(out, "# HELP {} ", family(name));
+            for c in help.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    c => out.push(c),
+                }
+            }
+            out.push('\n');
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let _ = writeln!(out, "# TYPE {} {kind}", family(name));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Escapes a label value for the text format.
@@ -114,14 +208,20 @@ impl Writer {
 
     /// The text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
-        Writer::encode_all(&[self])
+        Writer::encode_all(&[self], Format::Text)
     }
 
-    /// The text exposition of several writers' samples (e.g. one per
-    /// cluster) as one, each family once, in the order families first
-    /// appear; written into one buffer of the final size, without merging
-    /// the writers into a copy first.
-    pub fn encode_all(writers: &[&Writer]) -> String {
+    /// The samples in `format`, without OpenMetrics' `# EOF` (the caller
+    /// ends the exposition).
+    pub fn encode_as(&self, format: Format) -> String {
+        Writer::encode_all(&[self], format)
+    }
+
+    /// The exposition of several writers' samples (e.g. one per cluster) as
+    /// one, each family once, in the order families first appear; written
+    /// into one buffer of the final size, without merging the writers into
+    /// a copy first.
+    pub fn encode_all(writers: &[&Writer], format: Format) -> String {
         let layout = layout(writers);
         let size: usize = layout
             .iter()
@@ -135,7 +235,7 @@ impl Writer {
             .sum();
         let mut out = String::with_capacity(size);
         for (desc, parts) in layout {
-            write_header(&mut out, desc);
+            write_header(&mut out, desc, format);
             for (w, f) in parts {
                 out.push_str(&writers[w].families[f].1);
             }
@@ -146,14 +246,15 @@ impl Writer {
     /// The same exposition as [`Writer::encode_all`], as pieces to send one
     /// after the other: each family's header, then the writers' own text of
     /// it, shared with the writers rather than copied (at a thousand
-    /// segments a copy is megabytes, alive as long as the body is served).
-    pub fn encode_shared(writers: &[Arc<Writer>], tail: Bytes) -> Vec<Bytes> {
+    /// segments a copy is megabytes, alive as long as the body is served),
+    /// then `tail`. The pieces of both formats share the samples' text.
+    pub fn encode_shared(writers: &[Arc<Writer>], tail: Bytes, format: Format) -> Vec<Bytes> {
         let refs: Vec<&Writer> = writers.iter().map(|w| &**w).collect();
         let layout = layout(&refs);
         let mut pieces = Vec::with_capacity(layout.len() * (1 + writers.len()) + 1);
         for (desc, parts) in layout {
             let mut header = String::with_capacity(header_size(desc));
-            write_header(&mut header, desc);
+            write_header(&mut header, desc, format);
             pieces.push(Bytes::from(header));
             for (w, f) in parts {
                 pieces.push(Bytes::from_owner(FamilyText(writers[w].clone(), f)));
@@ -194,13 +295,22 @@ fn header_size(desc: &Desc) -> usize {
     2 * desc.name.len() + desc.help.len() + 32
 }
 
-fn write_header(out: &mut String, desc: &Desc) {
+fn write_header(out: &mut String, desc: &Desc, format: Format) {
     let kind = match desc.kind {
         Kind::Gauge => "gauge",
         Kind::Counter => "counter",
     };
-    let _ = writeln!(out, "# HELP {} {}", desc.name, desc.help);
-    let _ = writeln!(out, "# TYPE {} {kind}", desc.name);
+    let name = desc.family_name(format);
+    let _ = write!(out, "# HELP {name} ");
+    for c in desc.help.chars() {
+        match (c, format) {
+            ('\\', _) => out.push_str("\\\\"),
+            ('\n', _) => out.push_str("\\n"),
+            ('"', Format::OpenMetrics) => out.push_str("\\\""),
+            (c, _) => out.push(c),
+        }
+    }
+    let _ = writeln!(out, "\n# TYPE {name} {kind}");
 }
 
 fn write_value(out: &mut String, v: f64) {
@@ -287,7 +397,7 @@ mod tests {
         two.sample(&B, "", &[], 2.0);
         two.sample(&A, "cluster=\"b\"", &[], 3.0);
         assert_eq!(
-            Writer::encode_all(&[&one, &two]),
+            Writer::encode_all(&[&one, &two], Format::Text),
             "# HELP greenplum_test_a A test gauge.\n# TYPE greenplum_test_a gauge\n\
              greenplum_test_a{cluster=\"a\"} 1\ngreenplum_test_a{cluster=\"b\"} 3\n\
              # HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
@@ -296,11 +406,47 @@ mod tests {
         // The same text as pieces; the samples' pieces are the writers' own.
         let text_of_a_in_one = one.families[0].1.as_ptr();
         let (one, two) = (Arc::new(one), Arc::new(two));
-        let pieces = Writer::encode_shared(&[one.clone(), two.clone()], Bytes::from("# t\n"));
+        let writers = [one.clone(), two.clone()];
+        let pieces = Writer::encode_shared(&writers, Bytes::from("# t\n"), Format::Text);
         assert_eq!(
             pieces.concat(),
-            (Writer::encode_all(&[&one, &two]) + "# t\n").into_bytes()
+            (Writer::encode_all(&[&one, &two], Format::Text) + "# t\n").into_bytes()
         );
         assert!(pieces.iter().any(|p| p.as_ptr() == text_of_a_in_one));
+        let om = Writer::encode_shared(&writers, Bytes::new(), Format::OpenMetrics);
+        assert!(om.iter().any(|p| p.as_ptr() == text_of_a_in_one));
+    }
+
+    #[test]
+    fn openmetrics_names_a_counter_family_without_total_and_escapes_quotes_in_help() {
+        static Q: Desc = Desc::gauge("greenplum_test_q", "Join on role=\"p\" \\ here.");
+        let mut w = Writer::default();
+        w.sample(&B, "", &[], 3.0);
+        w.sample(&Q, "", &[], 1.0);
+        assert_eq!(
+            w.encode_as(Format::OpenMetrics),
+            "# HELP greenplum_test_b A test counter.\n# TYPE greenplum_test_b counter\n\
+             greenplum_test_b_total 3\n\
+             # HELP greenplum_test_q Join on role=\\\"p\\\" \\\\ here.\n\
+             # TYPE greenplum_test_q gauge\ngreenplum_test_q 1\n"
+        );
+        assert_eq!(
+            w.encode(),
+            "# HELP greenplum_test_b_total A test counter.\n# TYPE greenplum_test_b_total counter\n\
+             greenplum_test_b_total 3\n\
+             # HELP greenplum_test_q Join on role=\"p\" \\\\ here.\n\
+             # TYPE greenplum_test_q gauge\ngreenplum_test_q 1\n"
+        );
+        let process = "# HELP process_cpu_seconds_total Total \"CPU\" time.\n\
+                       # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n\
+                       # HELP process_threads Threads.\n# TYPE process_threads gauge\n\
+                       process_threads 2\n";
+        assert_eq!(
+            from_text_format(process, Format::OpenMetrics),
+            "# HELP process_cpu_seconds Total \\\"CPU\\\" time.\n\
+             # TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total 1.5\n\
+             # HELP process_threads Threads.\n# TYPE process_threads gauge\nprocess_threads 2\n"
+        );
+        assert_eq!(from_text_format(process, Format::Text), process);
     }
 }

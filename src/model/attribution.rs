@@ -21,6 +21,24 @@ pub struct Attribution {
     /// Segment backends of the sessions beyond `sessions`.
     pub other_sessions: f64,
     pub overcommit: Option<Overcommit>,
+    /// The segments with the least ordinary headroom, least first, and
+    /// who holds their slots (`collect::lowest_headroom`; empty without
+    /// the connections collector).
+    #[serde(default)]
+    pub lowest_headroom: Vec<SegmentHolders>,
+}
+
+/// One of the segments with the least ordinary headroom and the
+/// applications holding its client backends.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentHolders {
+    pub content: i16,
+    pub headroom_ordinary: f64,
+    /// Client backends by application, most first, then `other`: query
+    /// executors under the `application_name` of the coordinator session
+    /// they serve (empty when that session is not known), other sessions
+    /// under their own.
+    pub by_application: Vec<(String, f64)>,
 }
 
 /// Segment backends held by a role's or an application's sessions.

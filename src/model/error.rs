@@ -43,6 +43,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in label order of the exposition: each instance's
+    /// `greenplum_scrape_errors_total` starts at 0 for all of them, so a
+    /// healthy cluster shows zeros rather than no data.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::Timeout,
+        ErrorKind::Connect,
+        ErrorKind::Auth,
+        ErrorKind::Tls,
+        ErrorKind::Refused,
+        ErrorKind::TooManyConnections,
+        ErrorKind::Unavailable,
+        ErrorKind::Permission,
+        ErrorKind::LockTimeout,
+        ErrorKind::StatementTimeout,
+        ErrorKind::Query,
+        ErrorKind::NotGreenplum,
+        ErrorKind::NotSupported,
+        ErrorKind::NoTopology,
+        ErrorKind::Internal,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
@@ -120,6 +141,14 @@ impl fmt::Display for ScrapeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_kind_once() {
+        let mut labels: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), ErrorKind::ALL.len());
+    }
 
     #[test]
     fn label_message_is_one_bounded_line() {

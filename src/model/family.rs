@@ -47,8 +47,19 @@ impl Family {
         }
     }
 
-    /// Families to try, in order, when connecting to a coordinator of unknown family.
-    pub const PROBE_ORDER: [Family; 2] = [Family::Gp6, Family::Gp7];
+    /// The family of a server from the `server_version` it reports at
+    /// login (`9.4.26` on Greenplum 6, `12.12` on Greenplum 7, `14.4` on
+    /// Cloudberry): the PostgreSQL base decides both the utility-mode option
+    /// and the catalog shape. Before PostgreSQL 12, `gp_session_role`.
+    pub fn from_server_version(server_version: &str) -> Option<Family> {
+        let digits: String = server_version
+            .trim()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let major: u32 = digits.parse().ok()?;
+        Some(if major < 12 { Family::Gp6 } else { Family::Gp7 })
+    }
 }
 
 /// The product and version found in `version()`.
@@ -135,6 +146,27 @@ mod tests {
             let v = ServerVersion::parse(text).unwrap_or_else(|| panic!("{text}"));
             assert_eq!(v.family(), family, "{text}");
             assert_eq!(v.major, major, "{text}");
+        }
+    }
+
+    #[test]
+    fn families_from_the_server_version_a_login_reports() {
+        let cases = [
+            ("9.4.26", Some(Family::Gp6)),  // Greenplum 6.24.3, Greengage 6
+            ("8.3.23", Some(Family::Gp6)),  // Greenplum 5
+            ("12", Some(Family::Gp7)),      // the MatrixDB-based Greenplum 7
+            ("12.12", Some(Family::Gp7)),   // Greenplum 7.0.0
+            ("14.4", Some(Family::Gp7)),    // Cloudberry
+            ("15devel", Some(Family::Gp7)), // a development build
+            ("", None),
+            ("unknown", None),
+        ];
+        for (reported, family) in cases {
+            assert_eq!(
+                Family::from_server_version(reported),
+                family,
+                "{reported:?}"
+            );
         }
     }
 

@@ -10,4 +10,5 @@ pub mod error;
 pub mod family;
 pub mod figures;
 pub mod incident;
+pub mod time;
 pub mod view;

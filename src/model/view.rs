@@ -5,7 +5,7 @@
 use crate::model::attribution::Attribution;
 use crate::model::catalog::SegmentRow;
 use crate::model::error::ScrapeError;
-use crate::model::figures::{LockFigures, PreparedFigures, Slots};
+use crate::model::figures::{LockFigures, PreparedFigures, ReplicationFigures, Slots};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -32,6 +32,10 @@ pub struct ClusterView {
     pub version: Option<String>,
     /// Unix time the round these figures come from ended.
     pub round_finished_at: Option<f64>,
+    /// The configured collection interval (`scrape_interval`), seconds: a
+    /// round's figures are replaced about this often.
+    #[serde(default)]
+    pub interval_seconds: f64,
     /// The coordinator and the primaries, as collected.
     pub instances: Vec<InstanceView>,
     /// Catalog rows of instances that are not collected (mirrors, standby).
@@ -49,6 +53,10 @@ pub struct InstanceView {
     pub connections: Option<Slots>,
     pub prepared: Option<PreparedFigures>,
     pub locks: Option<LockFigures>,
+    /// The walsender to the mirror (collector `replication`); absent in the
+    /// API of an exporter before it had one.
+    #[serde(default)]
+    pub replication: Option<ReplicationFigures>,
     /// Roles holding most slots here.
     pub top_users: Vec<(String, f64)>,
     /// Applications holding most slots here.

@@ -33,6 +33,16 @@ impl Backoff {
         self.next_attempt = Some(now + self.delay(interval, fastrand::f64()));
     }
 
+    /// Records a failed attempt that the server answered with a passing
+    /// state (starting up, shutting down, in recovery: SQLSTATE 57P0x): it
+    /// is there and takes connections again in moments, so the next round
+    /// tries again however many attempts failed before, and `up` follows
+    /// within a round, not after the backoff the failures before built up.
+    pub fn failed_briefly(&mut self, now: Instant, interval: Duration) {
+        self.failures = 1;
+        self.next_attempt = Some(now + self.delay(interval, fastrand::f64()));
+    }
+
     /// Wait after the current run of failures, `unit` in [0, 1) picking the
     /// jitter: 1, 2, 4, 4... intervals, less half an interval so that timer
     /// noise never pushes a retry one more round. After one failure the next
@@ -71,6 +81,25 @@ mod tests {
         assert!(b.ready(t0 + interval * MAX_INTERVALS * 2));
         b.succeeded();
         assert!(b.ready(t0));
+    }
+
+    /// A segment restarting: refused connections while it was down built
+    /// the backoff up to its cap; its "starting up" answer brings the next
+    /// attempt back to the next round.
+    #[test]
+    fn a_server_starting_up_is_tried_again_the_next_round() {
+        let interval = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let mut b = Backoff::default();
+        for _ in 0..4 {
+            b.failed(t0, interval);
+        }
+        assert!(!b.ready(t0 + interval * 2));
+        b.failed_briefly(t0, interval);
+        assert!(!b.ready(t0 + interval / 4));
+        assert!(b.ready(t0 + interval * 3 / 4));
+        b.failed_briefly(t0, interval);
+        assert!(b.ready(t0 + interval * 3 / 4), "not growing");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Reaching the coordinator: the family probe (each family's utility-mode
-//! option until one is accepted), what the exporter learns on first contact
+//! Reaching the coordinator: its family (set, or from the `server_version`
+//! its login reports), what the exporter learns on first contact
 //! (`version()`, whether its role may use the reserved slots), and the
 //! catalog reads that keep the topology fresh.
 
 use crate::config::ClusterConfig;
 use crate::db::pool::Pool;
 use crate::db::pool::{self, Checkout, Endpoint};
+use crate::db::probe;
 use crate::db::topology;
 use crate::model::catalog::{SegmentRow, COORDINATOR_DBID};
 use crate::model::error::{ErrorKind, ScrapeError};
@@ -13,9 +14,12 @@ use crate::model::family::{self, Family, ServerVersion};
 use std::sync::Arc;
 use tracing::debug;
 
-/// The coordinator once reached: its pool in the right family's utility mode.
+/// The coordinator once reached: where (the configured coordinator or its
+/// standby) and its pool in the right family's utility mode.
 #[derive(Clone)]
 pub(super) struct Coordinator {
+    pub(super) host: String,
+    pub(super) port: u16,
     pub(super) pool: Pool,
     pub(super) family: Family,
     pub(super) version: String,
@@ -30,22 +34,38 @@ pub(super) struct TopologyRead {
 }
 
 /// Reads the catalog, first reaching the coordinator (and detecting its
-/// family when `auto`) if `known` is `None`.
+/// family when `auto`) if `known` is `None`. With a standby configured, a
+/// known coordinator that fails the read is looked for again at every
+/// address (after `gpactivatestandby` it is the standby), in the same read.
 pub(super) async fn read_topology(
     cfg: Arc<ClusterConfig>,
     known: Option<Coordinator>,
 ) -> Result<TopologyRead, ScrapeError> {
-    let (pool, reached) = match known {
-        Some(c) => (c.pool, None),
+    let (rows, reached) = match known {
+        Some(c) => match catalog_of(&c.pool).await {
+            Err(e) if cfg.standby.is_none() => return Err(e),
+            Err(e) => {
+                debug!(cluster = %cfg.name, address = %c.host, port = c.port, error = %e,
+                       "the coordinator does not answer; looking for the active one");
+                let c = reach_coordinator(&cfg).await?;
+                (catalog_of(&c.pool).await, Some(c))
+            }
+            Ok(rows) => (Ok(rows), None),
+        },
         None => {
             let c = reach_coordinator(&cfg).await?;
-            (c.pool.clone(), Some(c))
+            (catalog_of(&c.pool).await, Some(c))
         }
     };
-    let client = Checkout::get(&pool).await?;
-    let rows = topology::read_catalog(client.client()).await;
-    client.release();
-    let rows = rows?;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            if let Some(c) = reached {
+                c.pool.close();
+            }
+            return Err(e);
+        }
+    };
     if !rows
         .iter()
         .any(|r| r.is_coordinator() && r.is_scrape_target())
@@ -58,144 +78,131 @@ pub(super) async fn read_topology(
     Ok(TopologyRead { reached, rows })
 }
 
-/// What the exporter learns from the coordinator on first contact.
+async fn catalog_of(pool: &Pool) -> Result<Vec<SegmentRow>, ScrapeError> {
+    let client = Checkout::get(pool).await?;
+    let rows = topology::read_catalog(client.client()).await;
+    client.release();
+    Ok(rows?)
+}
+
+/// What the exporter learns from the coordinator on first contact, and
+/// whether it is a standby still in recovery (not the active coordinator).
 const IDENTIFY_SQL: &str = "SELECT version(), \
      current_setting('is_superuser') = 'on' OR EXISTS ( \
        SELECT 1 FROM pg_roles r WHERE r.rolname = 'pg_use_reserved_connections' \
-       AND pg_has_role(current_user, r.oid, 'USAGE'))";
+       AND pg_has_role(current_user, r.oid, 'USAGE')), pg_is_in_recovery()";
 
-/// Connects to the coordinator in utility mode; with `family = auto` tries
-/// each family's option until one is accepted, then reads `version()`.
+/// The active coordinator: the first address (the coordinator, then its
+/// standby) that accepts a login and is not in recovery. A standby in
+/// recovery refuses (57P03) or answers in hot standby; either way it is
+/// passed over. The error is the configured coordinator's.
 async fn reach_coordinator(cfg: &ClusterConfig) -> Result<Coordinator, ScrapeError> {
-    let fixed = cfg.family.fixed();
-    let candidates = fixed.map_or(Family::PROBE_ORDER.to_vec(), |f| vec![f]);
-    let mut last_err = None;
-    for probed in candidates {
-        let endpoint = Endpoint {
-            host: cfg.host.clone(),
-            port: cfg.port,
-            family: probed,
-            content: -1,
-            dbid: COORDINATOR_DBID,
-        };
-        let pool = pool::build(cfg, &endpoint);
-        match identify(&pool).await {
-            Ok((version, reserved_usable)) => {
-                let parsed = ServerVersion::parse(&version);
-                if let Some(v) = parsed.as_ref().filter(|v| !v.is_supported()) {
-                    pool.close();
-                    return Err(ScrapeError::new(
-                        ErrorKind::NotSupported,
-                        format!(
-                            "{v} is not supported: the exporter needs Greenplum or Greengage {}+ \
-                             or Apache Cloudberry ({version:?})",
-                            family::MIN_SUPPORTED_MAJOR
-                        ),
-                    ));
-                }
-                let family = match (fixed, parsed) {
-                    (Some(f), _) => f,
-                    (None, Some(v)) => v.family(),
-                    (None, None) => {
-                        pool.close();
-                        return Err(ScrapeError::new(
-                            ErrorKind::NotGreenplum,
-                            format!("version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"),
-                        ));
-                    }
-                };
-                // Late GP7 also accepts gp_session_role; use the family's own option anyway.
-                let pool = if family == probed {
-                    pool
-                } else {
-                    pool.close();
-                    pool::build(cfg, &Endpoint { family, ..endpoint })
-                };
-                return Ok(Coordinator {
-                    pool,
-                    family,
-                    version,
-                    reserved_usable,
-                });
-            }
-            Err(e) if fixed.is_none() && refuses_utility_option(&e, probed) => {
-                debug!(cluster = %cfg.name, family = probed.name(), error = %e, "not this family");
-                pool.close();
-                last_err = Some(e);
-            }
+    let mut first_error = None;
+    for (host, port) in cfg.coordinator_addresses() {
+        match reach_at(cfg, &host, port).await {
+            Ok(c) => return Ok(c),
             Err(e) => {
-                pool.close();
-                return Err(e);
+                debug!(cluster = %cfg.name, address = %host, port, error = %e,
+                       "not the active coordinator");
+                first_error.get_or_insert(e);
             }
         }
     }
-    Err(last_err.expect("at least one candidate family"))
+    Err(first_error.expect("at least the configured coordinator"))
 }
 
-async fn identify(pool: &Pool) -> Result<(String, bool), ScrapeError> {
+/// Connects to the coordinator at `host:port` in its family's utility mode
+/// (with `family = auto`, the family its login reports: [`detect_family`]),
+/// then reads `version()`.
+async fn reach_at(cfg: &ClusterConfig, host: &str, port: u16) -> Result<Coordinator, ScrapeError> {
+    let fixed = cfg.family.fixed();
+    let family = match fixed {
+        Some(f) => f,
+        None => detect_family(cfg, host, port).await?,
+    };
+    let endpoint = Endpoint {
+        host: host.to_owned(),
+        port,
+        family,
+        content: -1,
+        dbid: COORDINATOR_DBID,
+    };
+    let pool = pool::build(cfg, &endpoint);
+    let identified = identify(&pool)
+        .await
+        .and_then(|(version, reserved_usable, in_recovery)| {
+            if in_recovery {
+                return Err(ScrapeError::new(
+                    ErrorKind::Unavailable,
+                    format!("{host}:{port} is in recovery: a standby, not the active coordinator"),
+                ));
+            }
+            check_product(&version, fixed.is_some())?;
+            Ok((version, reserved_usable))
+        });
+    match identified {
+        Ok((version, reserved_usable)) => Ok(Coordinator {
+            host: host.to_owned(),
+            port,
+            pool,
+            family,
+            version,
+            reserved_usable,
+        }),
+        Err(e) => {
+            pool.close();
+            Err(e)
+        }
+    }
+}
+
+/// The family from the `server_version` of one ordinary login that runs no
+/// statement (`db::probe`): no login is refused, so the coordinator's log
+/// holds no FATAL from the exporter.
+async fn detect_family(cfg: &ClusterConfig, host: &str, port: u16) -> Result<Family, ScrapeError> {
+    let report = probe::login_report(cfg, host, port).await?;
+    let reported = report.server_version.as_deref().unwrap_or("");
+    let Some(family) = Family::from_server_version(reported) else {
+        return Err(ScrapeError::new(
+            ErrorKind::NotGreenplum,
+            format!(
+                "the coordinator's login reported server_version {reported:?}, no PostgreSQL \
+                 version; set family = gp6 or gp7"
+            ),
+        ));
+    };
+    debug!(cluster = %cfg.name, server_version = reported,
+           gp_server_version = report.gp_server_version.as_deref().unwrap_or(""),
+           family = family.name(), "family from the server_version reported at login");
+    Ok(family)
+}
+
+/// Refuses what `version()` says the exporter cannot collect: Greenplum 5,
+/// or (unless the family was set) a product that is not of the Greenplum family.
+fn check_product(version: &str, family_fixed: bool) -> Result<(), ScrapeError> {
+    match ServerVersion::parse(version) {
+        Some(v) if !v.is_supported() => Err(ScrapeError::new(
+            ErrorKind::NotSupported,
+            format!(
+                "{v} is not supported: the exporter needs Greenplum or Greengage {}+ \
+                 or Apache Cloudberry ({version:?})",
+                family::MIN_SUPPORTED_MAJOR
+            ),
+        )),
+        None if !family_fixed => Err(ScrapeError::new(
+            ErrorKind::NotGreenplum,
+            format!(
+                "version() names no Greenplum-family product ({version:?}); set family = gp6 or gp7"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn identify(pool: &Pool) -> Result<(String, bool, bool), ScrapeError> {
     let client = Checkout::get(pool).await?;
     let row = client.query_one(IDENTIFY_SQL, &[]).await;
     client.release();
     let row = row?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
-}
-
-/// The server refused `probed`'s utility option itself, so it is of the
-/// other family. Any other refusal, such as another setting the server does
-/// not know, is an error of its own and is reported as such.
-fn refuses_utility_option(e: &ScrapeError, probed: Family) -> bool {
-    match (e.sqlstate.as_deref(), probed) {
-        // GP7 / Cloudberry: unrecognized configuration parameter "gp_session_role"
-        (Some("42704"), _) => e
-            .message
-            .contains(&format!("\"{}\"", probed.utility_setting())),
-        // GP6 refusing gp_role: "System was started in master-only utility mode"
-        (Some("57P03"), Family::Gp7) => e.message.contains("master-only utility mode"),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(code: &str, message: &str) -> ScrapeError {
-        ScrapeError {
-            kind: ErrorKind::Query,
-            sqlstate: Some(code.to_owned()),
-            message: message.to_owned(),
-        }
-    }
-
-    #[test]
-    fn only_a_refused_utility_option_means_the_other_family() {
-        let unknown = |name: &str| {
-            refused(
-                "42704",
-                &format!("FATAL: unrecognized configuration parameter \"{name}\""),
-            )
-        };
-        assert!(refuses_utility_option(
-            &unknown("gp_session_role"),
-            Family::Gp6
-        ));
-        assert!(refuses_utility_option(&unknown("gp_role"), Family::Gp7));
-        // Another setting the server lacks is that setting's problem, not the family's.
-        let other = unknown("idle_in_transaction_session_timeout");
-        assert!(!refuses_utility_option(&other, Family::Gp6));
-        assert!(!refuses_utility_option(&other, Family::Gp7));
-        assert!(!refuses_utility_option(
-            &unknown("gp_session_role"),
-            Family::Gp7
-        ));
-        let gp6_refusing_gp_role = refused(
-            "57P03",
-            "FATAL: System was started in master-only utility mode - only utility mode \
-             connections are allowed",
-        );
-        assert!(refuses_utility_option(&gp6_refusing_gp_role, Family::Gp7));
-        assert!(!refuses_utility_option(&gp6_refusing_gp_role, Family::Gp6));
-        let starting = refused("57P03", "FATAL: the database system is starting up");
-        assert!(!refuses_utility_option(&starting, Family::Gp7));
-    }
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }

@@ -6,7 +6,7 @@
 
 use super::target::Target;
 use super::Runner;
-use crate::collect::{self, sessions};
+use crate::collect::{self, lowest_headroom, sessions};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::attribution::Attribution;
@@ -56,13 +56,15 @@ impl Runner {
             .collector_enabled(CollectorName::Sessions)
             .then(|| {
                 self.dispatchers.update(&session_rows);
-                let a = sessions::attribute(&session_rows, self.cfg.top_n, &self.dispatchers);
+                let mut a = sessions::attribute(&session_rows, self.cfg.top_n, &self.dispatchers);
                 for ((i, _), kinds) in collected.iter().zip(&a.kinds) {
                     instances[*i].backends = kinds
                         .iter()
                         .map(|(k, n)| (Name::Borrowed(*k), *n))
                         .collect();
                 }
+                let top = self.cfg.top_n.application_name;
+                a.lowest_headroom = lowest_headroom::segments(&instances, &session_rows, top);
                 a
             });
 
@@ -93,12 +95,18 @@ impl Runner {
             ),
             false => Vec::new(),
         };
+        let refused: BTreeMap<i16, Vec<(String, String)>> = targets
+            .iter()
+            .map(|t| (t.row.content, t.take_log_refusals()))
+            .collect();
+        let refusals = |content| refused.get(&content).cloned().unwrap_or_default();
         self.incidents.observe(
             &self.cfg.name,
             settings,
             now,
             &instances,
             holders,
+            refusals,
             &self.store,
         );
         self.digest = Digest {

@@ -12,7 +12,7 @@
 //! costs one connection and one statement however many rounds it stays hung.
 //!
 //! Owns the collection loop: `service` (one runner per cluster), this
-//! runner, `coordinator` (family probe, catalog reads), `target` (one
+//! runner, `coordinator` (the family, catalog reads), `target` (one
 //! instance's pool, job and state), `job`, `backoff`, `render` (samples and
 //! views of a round) and `snapshot` (what HTTP serves). Uses everything
 //! below it: `collect`, `db`, `config`, `metrics`, `model`.
@@ -20,15 +20,17 @@
 pub mod backoff;
 mod coordinator;
 mod digest;
+mod encoded;
 pub mod job;
 pub mod peaks;
 mod render;
 pub mod service;
 pub mod snapshot;
 pub mod target;
+mod ticker;
 
 use crate::collect::{self, sessions};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::Pool;
 use crate::db::pool::{self, Endpoint};
 use crate::incident::{self, store::Store};
@@ -44,6 +46,7 @@ use snapshot::Snapshot;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use ticker::{ticker, ticker_from_now};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
@@ -300,7 +303,11 @@ impl Runner {
 
     fn adopt_coordinator(&mut self, c: Coordinator) {
         info!(cluster = %self.cfg.name, family = c.family.name(), version = %c.version,
-              "coordinator reached");
+              address = %c.host, port = c.port, "coordinator reached");
+        // Found again elsewhere (its standby, activated): the old pool goes.
+        if let Some(old) = self.coordinator.take() {
+            old.pool.close();
+        }
         if !c.reserved_usable {
             warn!(cluster = %self.cfg.name, user = %self.cfg.user,
                   "the exporter's role cannot use superuser_reserved_connections: it will be \
@@ -336,7 +343,8 @@ impl Runner {
             keep
         });
         for row in wanted {
-            let fallback = self.cfg.family.fixed().unwrap_or(Family::PROBE_ORDER[0]);
+            // Before the family is known the placeholder has no pool: any will do.
+            let fallback = self.cfg.family.fixed().unwrap_or(Family::Gp6);
             let endpoint = self.endpoint_of(&row, family.unwrap_or(fallback));
             let labels = self.labels_of(&row);
             let pool = family.map(|_| self.pool_for(&row, &endpoint));
@@ -376,11 +384,15 @@ impl Runner {
     }
 
     /// The coordinator is reached where the configuration says (its catalog
-    /// address may be a name only resolvable inside the cluster); segments at
+    /// address may be a name only resolvable inside the cluster), at the
+    /// address found active (the coordinator or its standby); segments at
     /// their catalog `address:port`.
     fn endpoint_of(&self, row: &SegmentRow, family: Family) -> Endpoint {
         let (host, port) = if row.is_coordinator() {
-            (self.cfg.host.clone(), self.cfg.port)
+            match &self.coordinator {
+                Some(c) => (c.host.clone(), c.port),
+                None => (self.cfg.host.clone(), self.cfg.port),
+            }
         } else {
             (row.address.clone(), row.port)
         };
@@ -430,6 +442,14 @@ impl Runner {
             slots: self.slots.clone(),
             deadline: self.cfg.instance_timeout,
             interval: self.cfg.scrape_interval,
+            log: self
+                .coordinator
+                .as_ref()
+                .filter(|_| self.cfg.collector_enabled(CollectorName::Log))
+                .map(|c| {
+                    let max = self.cfg.log_max_bytes_per_round;
+                    (collect::log::sql(c.family), max, self.cfg.top_n.usename)
+                }),
         };
         let now = Instant::now();
         let jobs: Vec<_> = self
@@ -459,21 +479,16 @@ impl Runner {
 /// Settings a pool connects with; a reload that changes one reconnects.
 fn connection_settings(c: &ClusterConfig) -> impl PartialEq + '_ {
     (
-        (&c.host, c.port, &c.database, &c.user, &c.password, c.family),
+        (
+            &c.host,
+            c.port,
+            &c.standby,
+            &c.database,
+            &c.user,
+            &c.password,
+        ),
+        c.family,
         (c.pool_size, c.statement_timeout, c.lock_timeout),
         (c.instance_timeout, c.connect_timeout, &c.tls),
     )
-}
-
-fn ticker(period: Duration) -> tokio::time::Interval {
-    let mut t = tokio::time::interval(period);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
-/// A ticker whose first tick is one period from now.
-fn ticker_from_now(period: Duration) -> tokio::time::Interval {
-    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
 }

@@ -38,10 +38,12 @@ pub struct Peaks {
 
 #[derive(Debug)]
 struct Track {
-    /// The latest round's figures: where the next interval starts.
+    /// The latest round's figures: what a scrape serves when no round ran
+    /// since the previous one.
     latest: (f64, f64),
-    /// Since the previous scrape: the highest used and lowest headroom.
-    peak: (f64, f64),
+    /// The highest used and lowest headroom of the rounds since the previous
+    /// scrape; `None` when none ran since.
+    peak: Option<(f64, f64)>,
     /// With a window: each round's figures within it, oldest first.
     rounds: VecDeque<(Instant, f64, f64)>,
 }
@@ -66,11 +68,13 @@ impl Peaks {
             let figures = (o.used, o.headroom);
             let mut track = self.instances.remove(&o.labels).unwrap_or(Track {
                 latest: figures,
-                peak: figures,
+                peak: None,
                 rounds: VecDeque::new(),
             });
             track.latest = figures;
-            track.peak = (track.peak.0.max(o.used), track.peak.1.min(o.headroom));
+            track.peak = Some(track.peak.map_or(figures, |(used, headroom)| {
+                (used.max(o.used), headroom.min(o.headroom))
+            }));
             if let Some(w) = self.window {
                 track.rounds.push_back((now, o.used, o.headroom));
                 while track.rounds.front().is_some_and(|r| now - r.0 > w) {
@@ -83,15 +87,18 @@ impl Peaks {
     }
 
     /// Writes each instance's peaks. Since-the-previous-scrape peaks then
-    /// start over from the latest round; returns whether that changed them
-    /// (otherwise the next scrape before a round writes the same).
+    /// start over with the next round: a round already served is never
+    /// served again, and a scrape before any new round serves the latest
+    /// round's figures, the current ones. Returns whether the next scrape
+    /// before a round writes other figures than this one.
     pub fn scrape(&mut self, w: &mut Writer) -> bool {
         let mut changed = false;
         for (labels, t) in &mut self.instances {
             let (used, headroom) = match self.window {
                 None => {
-                    changed |= t.peak != t.latest;
-                    std::mem::replace(&mut t.peak, t.latest)
+                    let served = t.peak.take().unwrap_or(t.latest);
+                    changed |= served != t.latest;
+                    served
                 }
                 Some(_) => t
                     .rounds
@@ -143,6 +150,35 @@ mod tests {
             scraped(&mut p),
             "greenplum_connections_used_peak{content=\"1\"} 6 \
              greenplum_connections_headroom_ordinary_min{content=\"1\"} 19"
+        );
+    }
+
+    /// A burst in the latest round before a scrape: that scrape serves it;
+    /// the next one, after rounds with no exhausted one among them, serves
+    /// those rounds' figures, not the burst again.
+    #[test]
+    fn a_burst_served_once_is_not_served_by_the_next_scrape() {
+        let t0 = Instant::now();
+        let mut p = Peaks::new(None);
+        p.observe(t0, round(5.0, 20.0), None);
+        p.observe(t0, round(25.0, 0.0), None);
+        assert_eq!(
+            scraped(&mut p),
+            "greenplum_connections_used_peak{content=\"1\"} 25 \
+             greenplum_connections_headroom_ordinary_min{content=\"1\"} 0"
+        );
+        p.observe(t0, round(6.0, 19.0), None);
+        p.observe(t0, round(4.0, 21.0), None);
+        assert_eq!(
+            scraped(&mut p),
+            "greenplum_connections_used_peak{content=\"1\"} 6 \
+             greenplum_connections_headroom_ordinary_min{content=\"1\"} 19"
+        );
+        // No round since: the current figures, those of the latest round.
+        assert_eq!(
+            scraped(&mut p),
+            "greenplum_connections_used_peak{content=\"1\"} 4 \
+             greenplum_connections_headroom_ordinary_min{content=\"1\"} 21"
         );
     }
 

@@ -5,7 +5,7 @@
 use super::peaks::Observation;
 use super::target::{unix_seconds, Target};
 use super::Runner;
-use crate::collect::{self, sessions};
+use crate::collect::{self, lowest_headroom, sessions};
 use crate::config::CollectorName;
 use crate::metrics::{Desc, Writer};
 use crate::model::catalog::SegmentRow;
@@ -13,7 +13,8 @@ use crate::model::view::{CatalogView, ClusterView, Name};
 
 static CLUSTER_INFO: Desc = Desc::gauge(
     "greenplum_cluster_info",
-    "The cluster's detected family and version() of the coordinator.",
+    "The cluster's detected family, version() of the coordinator, and the address and port of \
+     the active coordinator (the configured one, or its standby after gpactivatestandby).",
 );
 static RESERVED_USABLE: Desc = Desc::gauge(
     "greenplum_exporter_reserved_connections_usable",
@@ -52,6 +53,11 @@ static INSTANCE_INFO: Desc = Desc::gauge(
      of collected instances carry only cluster and content; join them on(cluster, content) with \
      role=\"p\" for the acting primary, catalog series on(cluster, dbid).",
 );
+static LAG_THRESHOLD: Desc = Desc::gauge(
+    "greenplum_replication_lag_threshold_bytes",
+    "The cluster's configured replication_lag_threshold_bytes: the mirror replay lag the alert \
+     GreenplumMirrorReplayLagHigh fires above.",
+);
 static TOPOLOGY_REFRESHES: Desc = Desc::counter(
     "greenplum_exporter_topology_refreshes_total",
     "Reads of gp_segment_configuration by result (success or error).",
@@ -78,6 +84,12 @@ impl Runner {
                 cluster: &self.cfg,
             };
             sessions::write(attribution, &instances, &ctx, &mut w);
+            lowest_headroom::write(&attribution.lowest_headroom, &instances, &mut w);
+        }
+        if self.cfg.collector_enabled(CollectorName::Replication) {
+            let collected = collected(&targets);
+            let rows: Vec<_> = collected.iter().map(|(_, r)| *r).collect();
+            collect::replication::write_disagreement(&self.catalog, &rows, &mut w);
         }
         if self.cfg.collector_enabled(CollectorName::Topology) {
             collect::topology::write(&self.catalog, &self.cfg.name, &self.cluster_labels, &mut w);
@@ -110,7 +122,8 @@ impl Runner {
                 .map(|f| Name::Borrowed(f.name())),
             version: self.coordinator.as_ref().map(|c| c.version.clone()),
             round_finished_at: self.stats.last_round_end.map(unix_seconds),
-            instances: std::mem::take(&mut self.digest.instances),
+            interval_seconds: self.cfg.scrape_interval.as_secs_f64(),
+            instances: self.instances_with_catalog(),
             not_collected: self
                 .catalog
                 .iter()
@@ -120,6 +133,18 @@ impl Runner {
             attribution: self.digest.attribution.take(),
         };
         (w, view, observations)
+    }
+
+    /// The round's views, each instance's replication figures with its
+    /// content's mirror row of the catalog.
+    fn instances_with_catalog(&mut self) -> Vec<crate::model::view::InstanceView> {
+        let mut instances = std::mem::take(&mut self.digest.instances);
+        for v in &mut instances {
+            if let Some(r) = v.replication.as_mut() {
+                collect::replication::with_catalog(r, v.catalog.content, &self.catalog);
+            }
+        }
+        instances
     }
 
     /// `greenplum_instance_info` of every catalog row; before the catalog
@@ -147,7 +172,13 @@ impl Runner {
     fn render_cluster(&self, w: &mut Writer) {
         let l = &self.cluster_labels;
         if let Some(c) = &self.coordinator {
-            let labels = [("family", c.family.name()), ("version", c.version.as_str())];
+            let port = c.port.to_string();
+            let labels = [
+                ("family", c.family.name()),
+                ("version", c.version.as_str()),
+                ("coordinator_address", c.host.as_str()),
+                ("coordinator_port", port.as_str()),
+            ];
             w.sample(&CLUSTER_INFO, l, &labels, 1.0);
             w.sample(
                 &RESERVED_USABLE,
@@ -163,6 +194,10 @@ impl Runner {
             w.sample(&ROUND_TIMESTAMP, l, &[], unix_seconds(ts));
         }
         w.sample(&TARGETS, l, &[], self.targets.len() as f64);
+        if self.cfg.collector_enabled(CollectorName::Replication) {
+            let threshold = self.cfg.replication_lag_threshold_bytes as f64;
+            w.sample(&LAG_THRESHOLD, l, &[], threshold);
+        }
         let pending = self.targets.values().filter(|t| t.is_pending()).count();
         w.sample(&PENDING, l, &[], pending as f64);
         for (result, n) in [("success", self.refresh.ok), ("error", self.refresh.failed)] {

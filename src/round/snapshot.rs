@@ -1,18 +1,23 @@
 //! The latest round of every configured cluster, merged and encoded once per
-//! round: `/metrics`, its gzipped form and the JSON of `/api/v1/instances` are
-//! served from here, so scrapes cost the databases nothing.
+//! round: `/metrics` (text or OpenMetrics, plain or gzipped) and the JSON of
+//! `/api/v1/instances` are served from here, so scrapes cost the databases
+//! nothing.
 
+use super::encoded::{self, Encoded};
 use super::peaks::{Observation, Peaks};
 use crate::incident::store::Store;
-use crate::metrics::{render_labels, Desc, Writer};
+use crate::metrics::{self, render_labels, Desc, Writer};
 use crate::model::incident::IncidentDocument;
 use crate::model::view::{ClusterView, Document};
 use axum::body::Bytes;
 use prometheus::{Encoder, TextEncoder};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
+
+/// The formats a scrape may ask for (the HTTP side negotiates them).
+pub use crate::metrics::Format;
 
 static BUILD_INFO: Desc = Desc::gauge(
     "greenplum_exporter_build_info",
@@ -31,13 +36,18 @@ static RELOAD_TIME: Desc = Desc::gauge(
 /// round so that any number of scrapes costs the databases nothing.
 pub struct Snapshot {
     state: Mutex<State>,
-    /// The exposition, plain (pieces shared with the clusters' samples) and
-    /// gzipped, compressed once per round off the request path: a scrape
-    /// only clones handles.
-    body: RwLock<Encoded>,
+    /// The exposition in both formats, plain (pieces shared with the
+    /// clusters' samples) and gzipped once per round: a scrape only clones
+    /// handles.
+    body: RwLock<Arc<Encoded>>,
+    /// The format the last gzipped scrape asked for ([`Format::index`]):
+    /// the next encoding is compressed in it off the request path.
+    wanted: AtomicUsize,
     /// The exporter process's own CPU, memory and file descriptors, encoded
-    /// into the body with every round.
-    process: prometheus::Registry,
+    /// into the body with every round; `None` with
+    /// `--web.disable-exporter-metrics`, which also leaves out the build
+    /// and reload series.
+    process: Option<prometheus::Registry>,
     /// The same rounds as JSON for `/api/v1/instances`, encoded at the first
     /// request after a round (nobody may look at it), with the round it is of.
     json: Mutex<(u64, Bytes)>,
@@ -47,9 +57,9 @@ pub struct Snapshot {
     /// `/api/v1/incidents`, encoded when asked after a change, with the
     /// store's generation it is of.
     incidents_json: Mutex<(u64, Bytes)>,
-    /// The peaks section as last written, plain and gzipped, with the
-    /// peaks' generation it is of.
-    peaks_text: Mutex<(u64, Bytes, Option<Bytes>)>,
+    /// The peaks section as last written, with the peaks' generation it is
+    /// of: in each format, plain and gzipped.
+    peaks_text: Mutex<(u64, [Bytes; 2], [Option<Bytes>; 2])>,
 }
 
 /// What one encoding of the body needs, taken under the state's lock.
@@ -78,13 +88,8 @@ impl Pending {
     }
 }
 
-#[derive(Default)]
-struct Encoded {
-    /// [`State::encodings`] when it was encoded: an older one never replaces it.
-    encoding: u64,
-    plain: Arc<[Bytes]>,
-    gzip: Bytes,
-}
+/// A cluster's latest round: its samples and its view, both shared.
+type Round = (Arc<Writer>, Arc<ClusterView>);
 
 struct State {
     /// Counts encodings of the body.
@@ -92,7 +97,7 @@ struct State {
     /// Configured clusters; `None` until a cluster's first round.
     /// The samples are shared with encodings in progress, which run
     /// outside the lock.
-    clusters: BTreeMap<String, Option<(Arc<Writer>, ClusterView)>>,
+    clusters: BTreeMap<String, Option<Round>>,
     /// Each cluster's peaks between scrapes.
     peaks: BTreeMap<String, Peaks>,
     /// Counts changes of `peaks` (a round, or a scrape that started a new
@@ -102,10 +107,18 @@ struct State {
     generation: u64,
     reload_ok: bool,
     loaded_at: SystemTime,
+    /// Clusters of which an instance was collected at least once.
+    collected: BTreeSet<String>,
 }
 
 impl Snapshot {
-    pub fn new(clusters: impl IntoIterator<Item = String>, incidents: Arc<Store>) -> Snapshot {
+    /// `exporter_metrics`: serve the exporter's own series (process, build,
+    /// reload); `--web.disable-exporter-metrics` turns them off.
+    pub fn new(
+        clusters: impl IntoIterator<Item = String>,
+        incidents: Arc<Store>,
+        exporter_metrics: bool,
+    ) -> Snapshot {
         let snapshot = Snapshot {
             state: Mutex::new(State {
                 encodings: 0,
@@ -115,14 +128,16 @@ impl Snapshot {
                 generation: 1,
                 reload_ok: true,
                 loaded_at: SystemTime::now(),
+                collected: BTreeSet::new(),
             }),
-            body: RwLock::new(Encoded::default()),
-            process: process_registry(),
+            body: RwLock::new(Arc::new(Encoded::default())),
+            wanted: AtomicUsize::new(Format::Text.index()),
+            process: exporter_metrics.then(process_registry),
             json: Mutex::new((0, Bytes::new())),
             ready: AtomicBool::new(false),
             incidents,
             incidents_json: Mutex::new((0, Bytes::new())),
-            peaks_text: Mutex::new((0, Bytes::new(), None)),
+            peaks_text: Mutex::new((0, Default::default(), Default::default())),
         };
         snapshot.encode_and_store(snapshot.lock());
         snapshot
@@ -147,7 +162,11 @@ impl Snapshot {
         let Some(slot) = state.clusters.get_mut(cluster) else {
             return;
         };
-        *slot = Some((Arc::new(samples), view));
+        let collected = view.instances.iter().any(|i| i.up == Some(true));
+        *slot = Some((Arc::new(samples), Arc::new(view)));
+        if collected {
+            state.collected.insert(cluster.to_owned());
+        }
         state
             .peaks
             .entry(cluster.to_owned())
@@ -155,7 +174,7 @@ impl Snapshot {
             .observe(Instant::now(), observations, peak_window);
         state.peaks_generation += 1;
         state.generation += 1;
-        if state.clusters.values().all(Option::is_some) {
+        if state.clusters.keys().all(|c| state.collected.contains(c)) {
             self.ready.store(true, Ordering::Release);
         }
         self.encode_and_store(state);
@@ -200,63 +219,63 @@ impl Snapshot {
         self.store(self.encode(pending));
     }
 
-    /// The exposition of `pending`, numbered, as pieces: each family's header
-    /// and the clusters' own text of it, shared rather than copied.
-    fn encode(&self, pending: Pending) -> (u64, Vec<Bytes>) {
-        let mut own = Writer::default();
-        let version = render_labels(&[
-            ("version", env!("CARGO_PKG_VERSION")),
-            ("commit", env!("GPSE_GIT_COMMIT")),
-            ("build_date", env!("GPSE_BUILD_DATE")),
-        ]);
-        own.sample(&BUILD_INFO, &version, &[], 1.0);
-        own.sample(&RELOAD_OK, "", &[], f64::from(u8::from(pending.reload_ok)));
-        let loaded = pending
-            .loaded_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        own.sample(&RELOAD_TIME, "", &[], loaded);
-        let writers: Vec<Arc<Writer>> = std::iter::once(Arc::new(own))
-            .chain(pending.writers)
-            .collect();
+    /// The exposition of `pending`, numbered, in both formats, as pieces:
+    /// each family's header and the clusters' own text of it, shared rather
+    /// than copied.
+    fn encode(&self, pending: Pending) -> (u64, [Vec<Bytes>; 2]) {
+        let mut writers: Vec<Arc<Writer>> = Vec::with_capacity(pending.writers.len() + 1);
         let mut process = Vec::new();
-        // Encoding a handful of process gauges into a Vec cannot fail.
-        let _ = TextEncoder::new().encode(&self.process.gather(), &mut process);
-        let pieces = Writer::encode_shared(&writers, Bytes::from(process));
+        if let Some(registry) = &self.process {
+            writers.push(Arc::new(own_samples(&pending)));
+            // Encoding a handful of process gauges into a Vec cannot fail.
+            let _ = TextEncoder::new().encode(&registry.gather(), &mut process);
+        }
+        writers.extend(pending.writers);
+        let process = String::from_utf8_lossy(&process);
+        let pieces = Format::ALL.map(|format| {
+            let tail = Bytes::from(metrics::from_text_format(&process, format));
+            Writer::encode_shared(&writers, tail, format)
+        });
         (pending.encoding, pieces)
     }
 
-    /// Compresses an encoding (outside the state's lock, so scrapes do not
-    /// wait for it) and serves it, unless a later one is served already.
-    fn store(&self, (encoding, pieces): (u64, Vec<Bytes>)) {
-        let gzip = Bytes::from(gzip(&pieces));
+    /// Compresses an encoding in the format last asked for (outside the
+    /// state's lock, so scrapes do not wait for it) and serves it, unless a
+    /// later one is served already.
+    fn store(&self, (encoding, pieces): (u64, [Vec<Bytes>; 2])) {
+        let wanted = Format::ALL[self.wanted.load(Ordering::Relaxed)];
+        let encoded = Arc::new(Encoded::new(encoding, pieces, wanted));
         let mut body = self.body.write().unwrap_or_else(|e| e.into_inner());
         if encoding > body.encoding {
-            *body = Encoded {
-                encoding,
-                plain: pieces.into(),
-                gzip,
-            };
+            *body = encoded;
         }
     }
 
-    /// What a scrape of `/metrics` gets, as pieces to send one after the
-    /// other: the latest rounds' exposition (encoded and gzipped once per
-    /// round), then the peaks, which depend on when the
-    /// previous scrape was. A gzip stream may hold several members, so the
-    /// peaks are a second, small gzip member. Nothing is copied.
-    pub fn scrape(&self, gzip_wanted: bool) -> Vec<Bytes> {
+    /// What a scrape of `/metrics` in `format` gets, as pieces to send one
+    /// after the other: the latest rounds' exposition (encoded and gzipped
+    /// once per round), then the peaks, which depend on when the previous
+    /// scrape was, then OpenMetrics' `# EOF`. A gzip stream may hold several
+    /// members, so the peaks and the end are small gzip members of their
+    /// own. Nothing is copied.
+    pub fn scrape(&self, format: Format, gzip_wanted: bool) -> Vec<Bytes> {
+        let encoded = self.encoded();
         let mut pieces = match gzip_wanted {
-            true => vec![self.body_gzip()],
-            false => self.encoded().plain.to_vec(),
+            true => {
+                self.wanted.store(format.index(), Ordering::Relaxed);
+                vec![encoded.gzip(format)]
+            }
+            false => encoded.plain(format).to_vec(),
         };
-        pieces.push(self.peaks(gzip_wanted));
+        pieces.push(self.peaks(format, gzip_wanted));
+        if !format.end().is_empty() {
+            pieces.push(encoded::end(format, gzip_wanted));
+        }
         pieces
     }
 
     /// The peaks section, written again only when the peaks changed since
     /// it was last written (a round, or the start of a new interval).
-    fn peaks(&self, gzip_wanted: bool) -> Bytes {
+    fn peaks(&self, format: Format, gzip_wanted: bool) -> Bytes {
         // Always the state first, then the cache: one lock order.
         let mut state = self.lock();
         let mut cached = self.peaks_text.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,18 +285,18 @@ impl Snapshot {
             for p in state.peaks.values_mut() {
                 changed |= p.scrape(&mut w);
             }
-            *cached = (state.peaks_generation, Bytes::from(w.encode()), None);
+            let text = Format::ALL.map(|f| Bytes::from(w.encode_as(f)));
+            *cached = (state.peaks_generation, text, Default::default());
             if changed {
                 state.peaks_generation += 1;
             }
         }
-        if !gzip_wanted || cached.1.is_empty() {
-            return cached.1.clone();
+        let text = cached.1[format.index()].clone();
+        if !gzip_wanted || text.is_empty() {
+            return text;
         }
-        let text = cached.1.clone();
-        cached
-            .2
-            .get_or_insert_with(|| Bytes::from(gzip(&[text])))
+        cached.2[format.index()]
+            .get_or_insert_with(|| Bytes::from(encoded::gzip(&[text])))
             .clone()
     }
 
@@ -304,20 +323,20 @@ impl Snapshot {
         self.incidents.clone()
     }
 
-    /// The encoded exposition of the latest rounds in one buffer (a copy;
-    /// scrapes are served its pieces).
+    /// The encoded exposition of the latest rounds in the text format, in
+    /// one buffer (a copy; scrapes are served its pieces), without the peaks.
     pub fn body(&self) -> Bytes {
-        Bytes::from(self.encoded().plain.concat())
+        Bytes::from(self.encoded().plain(Format::Text).concat())
     }
 
-    /// [`Snapshot::body`] gzipped (compressed once per round, when it was
-    /// encoded): a large cluster's body is megabytes, which Prometheus asks for gzipped.
+    /// [`Snapshot::body`] gzipped (compressed once per round): a large
+    /// cluster's body is megabytes, which Prometheus asks for gzipped.
     pub fn body_gzip(&self) -> Bytes {
-        self.encoded().gzip.clone()
+        self.encoded().gzip(Format::Text)
     }
 
-    fn encoded(&self) -> std::sync::RwLockReadGuard<'_, Encoded> {
-        self.body.read().unwrap_or_else(|e| e.into_inner())
+    fn encoded(&self) -> Arc<Encoded> {
+        self.body.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The latest rounds as JSON (`{"clusters": [...]}`, see [`ClusterView`]).
@@ -326,7 +345,12 @@ impl Snapshot {
         let state = self.lock();
         let mut cached = self.json.lock().unwrap_or_else(|e| e.into_inner());
         if cached.0 != state.generation {
-            let clusters = state.clusters.values().flatten().map(|(_, v)| v).collect();
+            let clusters = state
+                .clusters
+                .values()
+                .flatten()
+                .map(|(_, v)| v.as_ref())
+                .collect();
             // Serialising plain data into a Vec cannot fail.
             let json = serde_json::to_vec(&Document { clusters }).unwrap_or_default();
             *cached = (state.generation, Bytes::from(json));
@@ -334,10 +358,51 @@ impl Snapshot {
         cached.1.clone()
     }
 
-    /// True once every configured cluster has completed a round.
+    /// Every configured cluster with its latest round's view (`None` before
+    /// its first round), by name: shared, not copied.
+    pub fn views(&self) -> Vec<(String, Option<Arc<ClusterView>>)> {
+        let state = self.lock();
+        state
+            .clusters
+            .iter()
+            .map(|(name, c)| (name.clone(), c.as_ref().map(|(_, v)| v.clone())))
+            .collect()
+    }
+
+    /// True once an instance of every configured cluster was collected (a
+    /// round whose coordinator could not be reached does not count); it
+    /// stays true after, whatever the databases do.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+
+    /// The configured clusters of which no instance was collected yet.
+    pub fn never_collected(&self) -> Vec<String> {
+        let state = self.lock();
+        let waiting = state
+            .clusters
+            .keys()
+            .filter(|c| !state.collected.contains(*c));
+        waiting.cloned().collect()
+    }
+}
+
+/// The exporter's own series: build and configuration reloads.
+fn own_samples(pending: &Pending) -> Writer {
+    let mut own = Writer::default();
+    let version = render_labels(&[
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("commit", env!("GPSE_GIT_COMMIT")),
+        ("build_date", env!("GPSE_BUILD_DATE")),
+    ]);
+    own.sample(&BUILD_INFO, &version, &[], 1.0);
+    own.sample(&RELOAD_OK, "", &[], f64::from(u8::from(pending.reload_ok)));
+    let loaded = pending
+        .loaded_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    own.sample(&RELOAD_TIME, "", &[], loaded);
+    own
 }
 
 fn process_registry() -> prometheus::Registry {
@@ -349,87 +414,5 @@ fn process_registry() -> prometheus::Registry {
     registry
 }
 
-/// Fast compression: the body is mostly repeated label sets, which even the
-/// lowest level shrinks about tenfold.
-fn gzip(pieces: &[Bytes]) -> Vec<u8> {
-    use std::io::Write;
-    let size: usize = pieces.iter().map(Bytes::len).sum();
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(size / 8), flate2::Compression::fast());
-    for piece in pieces {
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(piece);
-    }
-    encoder.finish().unwrap_or_default()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_body_is_the_body_compressed_once_per_change() {
-        use std::io::Read;
-        let snapshot = Snapshot::new(["c".to_owned()], Arc::new(Store::in_memory(1)));
-        let gz = snapshot.body_gzip();
-        let mut plain = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut plain)
-            .unwrap();
-        assert_eq!(plain.as_bytes(), &snapshot.body()[..]);
-        assert!(plain.contains("greenplum_exporter_build_info"));
-        assert!(plain.contains("process_cpu_seconds_total"));
-        // Same bytes (the cached buffer) until the body changes.
-        assert_eq!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
-        snapshot.reloaded(false);
-        assert_ne!(snapshot.body_gzip().as_ptr(), gz.as_ptr());
-    }
-
-    #[test]
-    fn a_scrape_is_the_body_then_the_peaks_written_once_per_change() {
-        use std::io::Read;
-        let snapshot = Snapshot::new(["c".to_owned()], Arc::new(Store::in_memory(1)));
-        let view = ClusterView {
-            cluster: "c".into(),
-            family: None,
-            version: None,
-            round_finished_at: None,
-            instances: Vec::new(),
-            not_collected: Vec::new(),
-            attribution: None,
-        };
-        let round = |used: f64| {
-            vec![Observation {
-                labels: "cluster=\"c\",content=\"0\"".into(),
-                used,
-                headroom: 25.0 - used,
-            }]
-        };
-        snapshot.publish("c", Writer::default(), view.clone(), round(25.0), None);
-        snapshot.publish("c", Writer::default(), view, round(1.0), None);
-        let pieces = snapshot.scrape(false);
-        let (peaks, body) = pieces.split_last().unwrap();
-        assert_eq!(body.concat(), snapshot.body());
-        let text = String::from_utf8(peaks.to_vec()).unwrap();
-        assert!(
-            text.contains("greenplum_connections_used_peak{cluster=\"c\",content=\"0\"} 25\n"),
-            "{text}"
-        );
-        // The next scrape starts a new interval; the one after writes nothing new.
-        let next = snapshot.scrape(false).pop().unwrap();
-        assert!(String::from_utf8_lossy(&next).contains("_peak{cluster=\"c\",content=\"0\"} 1\n"));
-        let again = snapshot.scrape(false).pop().unwrap();
-        assert_eq!(again.as_ptr(), next.as_ptr());
-        // Gzipped: two members, which decode to the same text.
-        let [gz_body, gz_peaks] = <[Bytes; 2]>::try_from(snapshot.scrape(true)).unwrap();
-        let mut both = gz_body.to_vec();
-        both.extend_from_slice(&gz_peaks);
-        let mut plain = String::new();
-        flate2::read::MultiGzDecoder::new(&both[..])
-            .read_to_string(&mut plain)
-            .unwrap();
-        let mut expected = snapshot.body().to_vec();
-        expected.extend_from_slice(&again);
-        assert_eq!(plain.as_bytes(), &expected[..]);
-    }
-}
+mod tests;

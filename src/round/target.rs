@@ -2,6 +2,7 @@
 //! pool, the collection that may still be running from an earlier round, its
 //! retry schedule, and what the last attempts found.
 
+use crate::collect::log_follow::Off;
 use crate::collect::{self, Ctx, Row};
 use crate::config::{ClusterConfig, CollectorName};
 use crate::db::pool::Endpoint;
@@ -13,7 +14,7 @@ use crate::model::view::InstanceView;
 use crate::round::backoff::Backoff;
 use crate::round::job::{stuck_after, Job};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -32,7 +33,7 @@ static LAST_SUCCESS: Desc = Desc::gauge(
 );
 static ERRORS: Desc = Desc::counter(
     "greenplum_scrape_errors_total",
-    "Failed collections of the instance by kind.",
+    "Failed collections of the instance by kind; every kind the exporter knows, from 0.",
 );
 static LAST_ERROR: Desc = Desc::gauge(
     "greenplum_last_error_info",
@@ -49,6 +50,8 @@ pub(crate) struct Target {
     job: Option<Job<Vec<Row>>>,
     retry: Backoff,
     state: InstanceState,
+    /// The `log` collector's place in this instance's server log.
+    log: Option<collect::log::Shared>,
 }
 
 #[derive(Default)]
@@ -72,6 +75,8 @@ pub(crate) struct Plan {
     pub slots: Arc<Semaphore>,
     pub deadline: Duration,
     pub interval: Duration,
+    /// With the `log` collector: its privilege test, bytes per round, roles labelled.
+    pub log: Option<(&'static str, u64, usize)>,
 }
 
 impl Target {
@@ -84,6 +89,7 @@ impl Target {
             job: None,
             retry: Backoff::default(),
             state: InstanceState::default(),
+            log: None,
         }
     }
 
@@ -108,10 +114,27 @@ impl Target {
         }
         let pool = self.pool.clone()?;
         let (sql, params) = (plan.statement.clone(), plan.params);
+        let log = match plan.log {
+            Some((sql, max_bytes, roles)) => Some(collect::LogRead {
+                sql,
+                follower: self
+                    .log
+                    .get_or_insert_with(|| {
+                        Arc::new(Mutex::new(collect::log_follow::Follower::new(
+                            max_bytes, roles,
+                        )))
+                    })
+                    .clone(),
+            }),
+            None => {
+                self.log = None;
+                None
+            }
+        };
         Some(Job::spawn_bounded(
             plan.slots.clone(),
             plan.deadline,
-            move || async move { collect::run(&pool, &sql, params).await },
+            move || async move { collect::run(&pool, &sql, params, log).await },
         ))
     }
 
@@ -121,10 +144,16 @@ impl Target {
             Ok((Ok(rows), took)) => {
                 self.retry.succeeded();
                 self.succeeded(cluster, rows, took);
+                self.log_announcements(cluster);
                 None
             }
             Ok((Err(e), took)) => {
-                self.retry.failed(Instant::now(), plan.interval);
+                match e.kind {
+                    ErrorKind::Unavailable => {
+                        self.retry.failed_briefly(Instant::now(), plan.interval)
+                    }
+                    _ => self.retry.failed(Instant::now(), plan.interval),
+                }
                 self.state.duration = took;
                 Some(self.failed(cluster, e))
             }
@@ -141,6 +170,30 @@ impl Target {
                 Some(self.failed(cluster, e))
             }
         }
+    }
+
+    /// The `log` collector's news about this instance, logged once: why it
+    /// is off, or what its read failed with.
+    fn log_announcements(&self, cluster: &str) {
+        let Some(log) = &self.log else { return };
+        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+        let (content, dbid) = (self.row.content, self.row.dbid);
+        let error = f
+            .last_error
+            .take()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let Some(off) = f.announce.take() else { return };
+        let why = match off {
+            Off::InsufficientPrivilege => {
+                "the role may not read server files: connect as a superuser (GP7: or a member \
+                 of pg_read_server_files granted pg_ls_dir, pg_stat_file and pg_read_binary_file)"
+            }
+            Off::NoCsvLog => "no gpdb-*.csv in log_directory: not Greenplum's CSV server log",
+            Off::ReadError => "reading the server log failed",
+        };
+        warn!(%cluster, content, dbid, reason = off.label(), %error,
+              "log collector off for this instance: {why}");
     }
 
     /// Records a failure found without contacting the instance (no pool yet).
@@ -175,6 +228,15 @@ impl Target {
         s.last_error.insert(e)
     }
 
+    /// Connections the `log` collector saw refused since the last call (role,
+    /// coordinator session id), for the incident record.
+    pub fn take_log_refusals(&self) -> Vec<(String, String)> {
+        self.log
+            .as_ref()
+            .map(collect::log::take_recent)
+            .unwrap_or_default()
+    }
+
     /// True while a collection from an earlier round is still running.
     pub fn is_pending(&self) -> bool {
         self.job.as_ref().is_some_and(|j| !j.is_finished())
@@ -182,6 +244,8 @@ impl Target {
 
     /// Closes the pool and cancels a running collection.
     pub fn close(&mut self) {
+        // Another server (failover) or connection: its log starts anew.
+        self.log = None;
         if let Some(job) = self.job.take() {
             job.abort();
         }
@@ -226,8 +290,9 @@ impl Target {
                 (unix_seconds(ts) * 1e3).round() / 1e3,
             );
         }
-        for (kind, n) in &s.errors {
-            w.sample(&ERRORS, l, &[("kind", kind.label())], *n as f64);
+        for kind in ErrorKind::ALL {
+            let n = s.errors.get(&kind).copied().unwrap_or(0);
+            w.sample(&ERRORS, l, &[("kind", kind.label())], n as f64);
         }
         if let Some(e) = &s.last_error {
             let sqlstate = e.sqlstate.as_deref().unwrap_or("");

@@ -12,6 +12,7 @@ use axum::http::{HeaderName, HeaderValue};
 use rustls::server::{danger::ClientCertVerifier, WebPkiClientVerifier};
 use rustls::version::{TLS12, TLS13};
 use rustls::{ServerConfig, SupportedProtocolVersion};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use yaml_rust2::Yaml;
@@ -22,6 +23,9 @@ pub struct WebConfig {
     pub tls: Option<Arc<ServerConfig>>,
     pub auth: Option<BasicAuth>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A hash of the file and of the certificate and key files it names, so
+    /// a reload can say whether anything changed (no secret is kept).
+    fingerprint: u64,
 }
 
 /// The web configuration in force: a reload (SIGHUP) replaces it for the
@@ -41,16 +45,19 @@ impl LiveWebConfig {
     }
 
     /// Takes `web` unless it switches between HTTP and HTTPS, which needs
-    /// a restart (the listener's clients would break either way).
-    pub fn replace(&self, web: WebConfig) -> Result<(), ConfigError> {
-        if web.tls.is_some() != self.get().tls.is_some() {
+    /// a restart (the listener's clients would break either way); true when
+    /// the file or a file it names changed.
+    pub fn replace(&self, web: WebConfig) -> Result<bool, ConfigError> {
+        let old = self.get();
+        if web.tls.is_some() != old.tls.is_some() {
             return Err(invalid(
                 "tls_server_config",
                 "switching between HTTP and HTTPS takes effect after a restart",
             ));
         }
+        let changed = web.fingerprint != old.fingerprint;
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(web);
-        Ok(())
+        Ok(changed)
     }
 }
 
@@ -77,17 +84,27 @@ pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
         .map_err(|e| invalid(flag, format!("cannot read {}: {e}", path.display())))?;
     // bcrypt hashes and the paths of the certificate and key, no secret in
     // clear: its group may read it, as it may the configuration file.
-    permissions::warn_if_exposed(flag, path, permissions::Holds::Settings);
+    permissions::warn_if_exposed(flag, path);
     let docs = yaml_rust2::YamlLoader::load_from_str(&text)
         .map_err(|e| invalid(flag, format!("{}: not YAML: {e}", path.display())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut web = WebConfig::default();
+    let mut fingerprint = DefaultHasher::new();
+    text.hash(&mut fingerprint);
+    let mut web = WebConfig {
+        fingerprint: fingerprint.finish(),
+        ..WebConfig::default()
+    };
     let Some(root) = docs.first() else {
         return Ok(web);
     };
     for (key, value) in mapping(root, flag)? {
         match key {
-            "tls_server_config" => web.tls = Some(Arc::new(server_tls(value, dir)?)),
+            "tls_server_config" => {
+                let (tls, files) = server_tls(value, dir)?;
+                web.tls = Some(Arc::new(tls));
+                files.hash(&mut fingerprint);
+                web.fingerprint = fingerprint.finish();
+            }
             "basic_auth_users" => web.auth = basic_auth(value)?,
             "http_server_config" => web.headers = http_server(value)?,
             other => return Err(invalid(other, "unknown key")),
@@ -134,7 +151,8 @@ struct TlsKeys {
     prefer_server_cipher_suites: Option<bool>,
 }
 
-fn server_tls(y: &Yaml, dir: &Path) -> Result<ServerConfig, ConfigError> {
+/// The server's TLS configuration, and a hash of the files it read.
+fn server_tls(y: &Yaml, dir: &Path) -> Result<(ServerConfig, u64), ConfigError> {
     let at = |k: &str| format!("tls_server_config.{k}");
     let mut keys = TlsKeys::default();
     for (key, value) in mapping(y, "tls_server_config")? {
@@ -175,7 +193,7 @@ fn server_tls(y: &Yaml, dir: &Path) -> Result<ServerConfig, ConfigError> {
         .ok_or_else(|| invalid(at("key_file"), "required"))?;
     let chain = tls::read_certs(&cert_file).map_err(|e| invalid(at("cert_file"), e))?;
     let key = tls::read_key(&key_file).map_err(|e| invalid(at("key_file"), e))?;
-    permissions::warn_if_exposed(&at("key_file"), &key_file, permissions::Holds::Secret);
+    permissions::warn_if_exposed(&at("key_file"), &key_file);
     let verifier = client_verifier(
         keys.client_auth_type.as_deref().unwrap_or("NoClientCert"),
         keys.client_ca_file.as_deref(),
@@ -189,7 +207,17 @@ fn server_tls(y: &Yaml, dir: &Path) -> Result<ServerConfig, ConfigError> {
         .map_err(|e| invalid(at("key_file"), format!("does not fit cert_file: {e}")))?;
     config.ignore_client_order = keys.prefer_server_cipher_suites.unwrap_or(true);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    // Read again for the hash only: a rotated certificate is a change.
+    let mut files = DefaultHasher::new();
+    for path in [
+        Some(&cert_file),
+        Some(&key_file),
+        keys.client_ca_file.as_ref(),
+    ] {
+        path.map(|p| std::fs::read(p).unwrap_or_default())
+            .hash(&mut files);
+    }
+    Ok((config, files.finish()))
 }
 
 fn client_verifier(

@@ -1,7 +1,8 @@
-//! Accepting HTTP connections, over TLS when the web configuration says so,
-//! within bounds a misbehaving client cannot push: a deadline for the TLS
-//! handshake and for the request head, and a cap on open connections, so
-//! a slow or flooding client cannot keep Prometheus out.
+//! Accepting HTTP connections on every listener, over TLS when the web
+//! configuration says so, within bounds a misbehaving client cannot push: a
+//! deadline for the TLS handshake and for the request head, and a cap on
+//! open connections (all listeners together), so a slow or flooding client
+//! cannot keep Prometheus out.
 
 use crate::web::config::LiveWebConfig;
 use axum::Router;
@@ -21,28 +22,37 @@ use tracing::debug;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections at most; Prometheus needs one or two (keep-alive), a
-/// dashboard or `curl` loop a few more. Above the request limit in
-/// `http.rs`, so that excess requests get a 503 rather than a closed socket.
-const MAX_CONNECTIONS: usize = 128;
+/// dashboard or `curl` loop a few more. Twice the request limit when that is
+/// higher (`--web.max-requests`), so that excess requests get a 503 rather
+/// than a closed socket.
+const MIN_MAX_CONNECTIONS: usize = 128;
 /// How long stopping waits for requests in progress.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of file descriptors), not to spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets
-/// requests in progress finish (for at most a few seconds).
+/// Open connections at most, for a request limit (0: none).
+pub fn max_connections(max_requests: usize) -> usize {
+    MIN_MAX_CONNECTIONS.max(max_requests.saturating_mul(2))
+}
+
+/// Serves `app` on `listeners` until `shutdown` completes, then lets
+/// requests in progress finish (for at most a few seconds). At most
+/// `max_connections` are open at once, on all listeners together.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     web: LiveWebConfig,
     app: Router,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
+    let mut next = 0;
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listeners, &mut next) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     debug!(error = %e, "accept failed");
@@ -71,13 +81,32 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         debug!("requests still in progress at shutdown were cut off");
     }
+}
+
+/// The next connection on any of `listeners`, polled from `next` on so that
+/// none is starved by a busy one.
+async fn accept(
+    listeners: &[TcpListener],
+    next: &mut usize,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for i in 0..listeners.len() {
+            let at = (*next + i) % listeners.len();
+            if let std::task::Poll::Ready(r) = listeners[at].poll_accept(cx) {
+                *next = at + 1;
+                return std::task::Poll::Ready(r);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn serve_connection<S>(stream: S, app: Router, watcher: Watcher)

@@ -1,23 +1,28 @@
-//! The HTTP side: endpoints (`/metrics` from the round's snapshot, health,
-//! readiness, the status page, `/api/v1/instances`), the listener, the
-//! exporter-toolkit web configuration (`config`: HTTPS, client certificates,
-//! basic auth, headers). GET and HEAD only, behind basic auth when
-//! configured, each request under a deadline and few at once (bcrypt runs
-//! are costly), no version banner. Uses `round` (the snapshot), `config`
-//! (its error type, file permissions) and `tls`.
+//! The HTTP side: endpoints (`/metrics` from the round's snapshot, in the
+//! text format or OpenMetrics as the scraper's `Accept` says, health,
+//! readiness, the status page, `/api/v1/instances`), the listeners
+//! (addresses, or systemd's sockets), the exporter-toolkit web configuration
+//! (`config`: HTTPS, client certificates, basic auth, headers). GET and HEAD
+//! only, behind basic auth when configured, each request under a deadline
+//! and few at once (`--web.max-requests`; bcrypt runs are costly), no
+//! version banner. Uses `round` (the snapshot), `config` (its error type,
+//! file permissions) and `tls`.
 
 pub mod basic_auth;
 pub mod config;
 pub mod listener;
+mod negotiate;
+mod status;
+pub mod systemd;
 
 use crate::round::snapshot::Snapshot;
 use crate::web::config::LiveWebConfig;
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Router};
 use std::sync::Arc;
@@ -26,11 +31,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Requests served at once; more are answered 503 at once rather than queued.
-/// Enough for 50 concurrent scrapers, few enough to bound the CPU that
-/// bcrypt checks of basic auth can take.
-const MAX_CONCURRENT_REQUESTS: usize = 64;
+pub use crate::config::DEFAULT_MAX_REQUESTS;
 /// Deadline of one request until its response starts (auth included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,7 +41,18 @@ struct AppState {
     telemetry_path: String,
 }
 
-pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig) -> Router {
+/// The endpoints; `max_requests` requests are served at once, every
+/// endpoint counted (each passes basic auth), 0 for no limit.
+pub fn router(
+    snapshot: Arc<Snapshot>,
+    telemetry_path: &str,
+    web: LiveWebConfig,
+    max_requests: usize,
+) -> Router {
+    let permits = match max_requests {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => n,
+    };
     let state = AppState {
         snapshot,
         telemetry_path: telemetry_path.to_owned(),
@@ -62,7 +74,7 @@ pub fn router(snapshot: Arc<Snapshot>, telemetry_path: &str, web: LiveWebConfig)
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))
                 .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS)),
+                .layer(GlobalConcurrencyLimitLayer::new(permits)),
         )
         .with_state(state)
 }
@@ -103,18 +115,21 @@ async fn guard(State(web): State<LiveWebConfig>, request: Request, next: Next) -
     response
 }
 
-/// The last rounds' exposition as encoded then, gzipped once per round for
-/// all who ask, and the peaks since the previous scrape (see `Snapshot::scrape`).
+/// The last rounds' exposition as encoded then, in the format the scraper
+/// prefers, gzipped once per round for all who ask, and the peaks since the
+/// previous scrape (see `Snapshot::scrape`).
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let vary = (header::VARY, "Accept-Encoding");
+    let vary = (header::VARY, "Accept, Accept-Encoding");
+    let (format, content_type) = negotiate::format(&headers);
+    let content_type = (header::CONTENT_TYPE, content_type);
     if accepts_gzip(&headers) {
         let encoding = (header::CONTENT_ENCODING, "gzip");
-        let headers = [(header::CONTENT_TYPE, TEXT_FORMAT), encoding, vary];
-        (headers, Parts::body(s.snapshot.scrape(true))).into_response()
+        let headers = [content_type, encoding, vary];
+        (headers, Parts::body(s.snapshot.scrape(format, true))).into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, TEXT_FORMAT), vary],
-            Parts::body(s.snapshot.scrape(false)),
+            [content_type, vary],
+            Parts::body(s.snapshot.scrape(format, false)),
         )
             .into_response()
     }
@@ -167,27 +182,37 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// 200 once an instance of every cluster was collected; until then 503,
+/// naming the clusters still waiting (their coordinator not reached yet).
 async fn ready(State(s): State<AppState>) -> Response {
     if s.snapshot.is_ready() {
-        (StatusCode::OK, "Ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not ready: waiting for the first complete collection round\n",
-        )
-            .into_response()
+        return (StatusCode::OK, "Ready\n").into_response();
     }
+    let waiting = s.snapshot.never_collected().join(", ");
+    let why = format!("Not ready: no instance collected yet of cluster {waiting}\n");
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
 }
 
-/// The status page: the instances as a grid coloured by connection headroom,
-/// refreshing itself from `/api/v1/instances`, with links to `/metrics` and
-/// health. No external assets, and no version: that is in
-/// `greenplum_exporter_build_info` only, for those allowed to scrape.
-async fn status_page(State(s): State<AppState>) -> Html<String> {
-    Html(STATUS_PAGE.replace("@METRICS_PATH@", &html_escape(&s.telemetry_path)))
+/// What the status page is asked for: the whole page, or (its script's
+/// refresh) `?fragment=clusters`.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    fragment: Option<String>,
 }
 
-const STATUS_PAGE: &str = include_str!("status.html");
+/// The status page (see `status`), written from the latest rounds; never
+/// cached, so a reload shows the figures of now.
+async fn status_page(State(s): State<AppState>, Query(q): Query<PageQuery>) -> Response {
+    let html = match q.fragment.as_deref() {
+        Some("clusters") => status::clusters(&s.snapshot),
+        _ => status::page(&s.snapshot, &s.telemetry_path),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (headers, html).into_response()
+}
 
 /// The latest rounds' figures as JSON, from the same snapshot as `/metrics`.
 async fn instances(State(s): State<AppState>) -> Response {
@@ -205,13 +230,6 @@ async fn incidents(State(s): State<AppState>) -> Response {
         s.snapshot.incidents_json(),
     )
         .into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -245,11 +263,12 @@ mod tests {
     #[tokio::test]
     async fn metrics_are_served_gzipped_to_who_asks_and_plain_otherwise() {
         let store = Arc::new(crate::incident::store::Store::in_memory(1));
-        let snapshot = Arc::new(Snapshot::new(["c".to_owned()], store));
+        let snapshot = Arc::new(Snapshot::new(["c".to_owned()], store, true));
         let app = router(
             snapshot.clone(),
             "/metrics",
             LiveWebConfig::new(WebConfig::default()),
+            DEFAULT_MAX_REQUESTS,
         );
         let get = |gzip: bool| {
             let mut r = Request::builder().uri("/metrics");
@@ -267,7 +286,7 @@ mod tests {
 
         let zipped = app.oneshot(get(true)).await.unwrap();
         assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
-        assert_eq!(zipped.headers()[header::VARY], "Accept-Encoding");
+        assert_eq!(zipped.headers()[header::VARY], "Accept, Accept-Encoding");
         let zipped = axum::body::to_bytes(zipped.into_body(), usize::MAX)
             .await
             .unwrap();
