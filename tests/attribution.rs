@@ -7,49 +7,34 @@
 mod support;
 
 use anyhow::Result;
-use gpemu_harness::{ClusterSpec, Dispatch, Family, Login, Mode, SessionState};
+use gpemu_harness::{
+    Backend, ClusterSpec, Dispatch, Family, InstanceSettings, Login, Mode, SessionState,
+};
 use support::{config_for, Exporter, Metrics};
 
 async fn segment_backends_are_attributed_to_sessions_users_and_applications(
-    family: Family,
+    backend: Backend,
 ) -> Result<()> {
-    let cluster = ClusterSpec::new(family, 2)
-        .segment_setting("gpemu.cached_segworkers_threshold", "4")
-        .start()?;
+    let cluster = ClusterSpec::new(backend, 2).cached_readers(4).start()?;
     cluster.create_role("alice").await?;
     cluster.create_role("bob").await?;
-    let session = |id, readers, user, app, state| Dispatch {
-        session_id: id,
+    let session = |readers, user, app, state| Dispatch {
         readers,
         login: Login::Named(user),
         application_name: app,
         state,
     };
     // Per segment: 4 + 2 + 3 executors of live sessions.
-    let _s101 = cluster
-        .dispatch(&session(
-            101,
-            3,
-            "alice",
-            "etl",
-            SessionState::IdleInTransaction,
-        ))
+    let s1 = cluster
+        .dispatch(&session(3, "alice", "etl", SessionState::IdleInTransaction))
         .await?;
-    let _s102 = cluster
-        .dispatch(&session(102, 1, "alice", "bi", SessionState::Idle))
+    let _s2 = cluster
+        .dispatch(&session(1, "alice", "bi", SessionState::Idle))
         .await?;
-    let _s103 = cluster
-        .dispatch(&session(103, 2, "bob", "etl", SessionState::Active))
+    let s3 = cluster
+        .dispatch(&session(2, "bob", "etl", SessionState::Active))
         .await?;
-    // Two executors on content 0 whose coordinator session is gone.
-    let mut orphans = Vec::new();
-    for writer in [true, false] {
-        let mode = Mode::Executor {
-            session_id: 999,
-            writer,
-        };
-        orphans.push(cluster.connect(0, Login::Ordinary, mode).await?);
-    }
+    let (s1, s3) = (s1.sessions[0].to_string(), s3.sessions[0].to_string());
     let _utility = cluster.open_sessions(1, 2, SessionState::Idle).await?;
 
     let exporter = Exporter::start(&config_for(
@@ -67,11 +52,11 @@ async fn segment_backends_are_attributed_to_sessions_users_and_applications(
                 && kind(m, 0, "executor_active") == Some(7.0)
         })
         .await?;
-    for (content, orphaned) in [(0, Some(2.0)), (1, None)] {
+    for content in [0, 1] {
         assert_eq!(kind(&m, content, "executor_active"), Some(7.0));
         assert_eq!(kind(&m, content, "executor_idle_session"), Some(2.0));
         // Served only while there are any.
-        assert_eq!(kind(&m, content, "executor_orphaned"), orphaned);
+        assert_eq!(kind(&m, content, "executor_orphaned"), None);
         // Served only while the coordinator is not read.
         assert_eq!(kind(&m, content, "executor_unattributed"), None);
         assert_eq!(kind(&m, content, "exporter"), Some(1.0));
@@ -117,7 +102,7 @@ async fn segment_backends_are_attributed_to_sessions_users_and_applications(
     let s101 = m.all(
         "greenplum_session_segment_backends",
         &[
-            ("sess_id", "101"),
+            ("sess_id", s1.as_str()),
             ("usename", "alice"),
             ("application_name", "etl"),
             ("client_addr", "127.0.0.1"),
@@ -128,7 +113,11 @@ async fn segment_backends_are_attributed_to_sessions_users_and_applications(
     assert_eq!(s101[0].2, 8.0);
     let s103 = m.get(
         "greenplum_session_segment_backends",
-        &[("sess_id", "103"), ("usename", "bob"), ("state", "active")],
+        &[
+            ("sess_id", s3.as_str()),
+            ("usename", "bob"),
+            ("state", "active"),
+        ],
     );
     assert_eq!(s103, Some(6.0));
     let other = m.get(
@@ -137,7 +126,7 @@ async fn segment_backends_are_attributed_to_sessions_users_and_applications(
     );
     assert_eq!(other, Some(4.0));
     let age = m
-        .get("greenplum_session_age_seconds", &[("sess_id", "101")])
+        .get("greenplum_session_age_seconds", &[("sess_id", s1.as_str())])
         .unwrap();
     assert!(age > 0.0 && age < 600.0, "{age}");
 
@@ -155,13 +144,43 @@ async fn segment_backends_are_attributed_to_sessions_users_and_applications(
         m.get("greenplum_config_segment_overcommit_ratio", &[]),
         Some(3.0)
     );
+    Ok(())
+}
+
+/// Executors whose coordinator session is gone (only the emulation can leave
+/// them: a real segment's executors end with their coordinator session) are
+/// served as orphaned, on that segment only.
+async fn executors_without_a_coordinator_session_are_orphaned(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
+    let _live = cluster.dispatch(&Dispatch::new(1)).await?;
+    let mut orphans = Vec::new();
+    for writer in [true, false] {
+        let mode = Mode::Executor {
+            session_id: 999,
+            writer,
+        };
+        orphans.push(cluster.connect(0, Login::Ordinary, mode).await?);
+    }
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let kind = |m: &Metrics, content: i16, kind: &str| {
+        m.seg("greenplum_backends", content, &[("kind", kind)])
+    };
+    let m = exporter
+        .wait_for("orphans on content 0", |m| {
+            kind(m, 0, "executor_orphaned") == Some(2.0)
+        })
+        .await?;
+    assert_eq!(kind(&m, 1, "executor_orphaned"), None);
+    for content in [0, 1] {
+        assert_eq!(kind(&m, content, "executor_active"), Some(2.0));
+    }
     drop(orphans);
     Ok(())
 }
 
 async fn without_the_coordinator_executors_are_unattributed(family: Family) -> Result<()> {
     let cluster = ClusterSpec::new(family, 1).start()?;
-    let _s = cluster.dispatch(&Dispatch::new(7, 2)).await?;
+    let _s = cluster.dispatch(&Dispatch::new(2)).await?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     let kind = |m: &Metrics, kind: &str| m.seg("greenplum_backends", 0, &[("kind", kind)]);
     exporter
@@ -186,10 +205,11 @@ async fn without_the_coordinator_executors_are_unattributed(family: Family) -> R
 /// ones and the exporter's own included (so does the emulated one): only
 /// executors on a segment show that a coordinator session dispatches, and a
 /// session seen doing so stays a dispatcher after its gangs are released.
-async fn coordinator_sessions_dispatch_only_on_evidence(family: Family) -> Result<()> {
-    let cluster = ClusterSpec::new(family, 2).start()?;
-    let _s1 = cluster.dispatch(&Dispatch::new(201, 1)).await?;
-    let _s2 = cluster.dispatch(&Dispatch::new(202, 1)).await?;
+async fn coordinator_sessions_dispatch_only_on_evidence(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
+    let _s1 = cluster.dispatch(&Dispatch::new(1)).await?;
+    let s2 = cluster.dispatch(&Dispatch::new(1)).await?;
+    let s2 = s2.sessions[0];
     let psql = cluster.connect(-1, Login::Superuser, Mode::Utility).await?;
     let own_id: i32 = psql
         .query_one(
@@ -235,20 +255,21 @@ async fn coordinator_sessions_dispatch_only_on_evidence(family: Family) -> Resul
         );
     }
 
-    // Session 202's gangs go away (as after gp_vmem_idle_resource_timeout):
-    // it was seen dispatching, so it stays a dispatcher.
+    // The second session's executors are ended (by a DBA, or as after
+    // gp_vmem_idle_resource_timeout on GP7): it was seen dispatching, so it
+    // stays a dispatcher.
     for content in [0, 1] {
         cluster
             .admin(content)
             .await?
             .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE sess_id = 202",
-                &[],
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE sess_id = $1",
+                &[&s2],
             )
             .await?;
     }
     let m = exporter
-        .wait_for("gangs of 202 gone", |m| {
+        .wait_for("gangs of the second session gone", |m| {
             m.seg("greenplum_sessions", 0, &[("kind", "distributed")]) == Some(1.0)
         })
         .await?;
@@ -258,8 +279,167 @@ async fn coordinator_sessions_dispatch_only_on_evidence(family: Family) -> Resul
     Ok(())
 }
 
-gpemu_harness::for_each_family!(
+/// The segments closest to running out, and who holds them by application:
+/// six segments given different loads, two distributed sessions on all of
+/// them, an orphaned executor on one. The five with the least ordinary
+/// headroom are listed (a tie by content), each segment's client backends
+/// by the application of the session they serve, capped at three.
+async fn lowest_headroom_segments_name_the_applications_holding_them(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 6).start()?;
+    cluster.create_role("alice").await?;
+    cluster.create_role("bob").await?;
+    let session = |readers, user, app| Dispatch {
+        readers,
+        login: Login::Named(user),
+        application_name: app,
+        state: SessionState::IdleInTransaction,
+    };
+    // On every segment: 3 executors of etl, 1 of bi.
+    let _etl = cluster.dispatch(&session(2, "alice", "etl")).await?;
+    let _bi = cluster.dispatch(&session(0, "bob", "bi")).await?;
+    // Utility sessions of the harness's application: c - 1 on content c >= 2.
+    let mut utility = Vec::new();
+    for content in 2..6i16 {
+        let n = usize::try_from(content - 1)?;
+        utility.push(
+            cluster
+                .open_sessions(content, n, SessionState::Idle)
+                .await?,
+        );
+    }
+    // An executor on content 4 whose coordinator session is gone.
+    let orphan = Mode::Executor {
+        session_id: 999,
+        writer: true,
+    };
+    let _orphan = cluster.connect(4, Login::Ordinary, orphan).await?;
+
+    let config = config_for(&cluster, "[clusters.top_n]\napplication_name = 3\n");
+    let exporter = Exporter::start(&config)?;
+    let name = "greenplum_lowest_headroom_connections_by_application";
+    let app =
+        |m: &Metrics, content: i16, app: &str| m.seg(name, content, &[("application_name", app)]);
+    // Used: the sessions' 4 executors, the utility sessions, the orphan, the exporter.
+    let used = [5.0, 5.0, 6.0, 7.0, 9.0, 9.0];
+    let m = exporter
+        .wait_for("settled load", |m| {
+            (0..6).zip(used).all(|(content, used)| {
+                m.seg("greenplum_connections_used", content, &[]) == Some(used)
+            }) && app(m, 4, "etl") == Some(3.0)
+        })
+        .await?;
+    // Content 1 ties with content 0 and comes after it: not listed.
+    let listed: std::collections::BTreeSet<&str> = m
+        .all(name, &[])
+        .iter()
+        .map(|(_, labels, _)| labels["content"].as_str())
+        .collect();
+    assert_eq!(listed, ["0", "2", "3", "4", "5"].into(), "{}", m.text);
+    let expected: &[(i16, &[(&str, f64)])] = &[
+        // Ties go by name: bi before greenplum_segment_exporter.
+        (
+            0,
+            &[
+                ("etl", 3.0),
+                ("bi", 1.0),
+                ("greenplum_segment_exporter", 1.0),
+            ],
+        ),
+        (
+            2,
+            &[
+                ("etl", 3.0),
+                ("bi", 1.0),
+                ("gpemu_harness", 1.0),
+                ("other", 1.0),
+            ],
+        ),
+        (
+            3,
+            &[
+                ("etl", 3.0),
+                ("gpemu_harness", 2.0),
+                ("bi", 1.0),
+                ("other", 1.0),
+            ],
+        ),
+        // The orphan's executor has no session, so no application: "".
+        (
+            4,
+            &[
+                ("etl", 3.0),
+                ("gpemu_harness", 3.0),
+                ("", 1.0),
+                ("other", 2.0),
+            ],
+        ),
+        (
+            5,
+            &[
+                ("gpemu_harness", 4.0),
+                ("etl", 3.0),
+                ("bi", 1.0),
+                ("other", 1.0),
+            ],
+        ),
+    ];
+    for (content, apps) in expected {
+        let served = m.all(name, &[("content", &content.to_string())]);
+        assert_eq!(served.len(), apps.len(), "content {content}: {served:?}");
+        for (application, n) in *apps {
+            assert_eq!(
+                app(&m, *content, application),
+                Some(*n),
+                "content {content} {application}"
+            );
+        }
+        // Every client backend, once.
+        let sum: f64 = served.iter().map(|s| s.2).sum();
+        assert_eq!(
+            Some(sum),
+            m.seg("greenplum_connections_used", *content, &[])
+        );
+    }
+
+    // The API lists them least headroom first, ties by content.
+    let (_, body) = exporter.get("/api/v1/instances").await?;
+    let doc: serde_json::Value = serde_json::from_str(&body)?;
+    let lowest = doc["clusters"][0]["attribution"]["lowest_headroom"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let order: Vec<(i64, f64)> = lowest
+        .iter()
+        .map(|s| {
+            let content = s["content"].as_i64().unwrap_or(-9);
+            (content, s["headroom_ordinary"].as_f64().unwrap_or(-1.0))
+        })
+        .collect();
+    let ordinary = f64::from(InstanceSettings::SEGMENT.ordinary_slots());
+    let headroom = |used: f64| ordinary - used;
+    assert_eq!(
+        order,
+        [
+            (4, headroom(9.0)),
+            (5, headroom(9.0)),
+            (3, headroom(7.0)),
+            (2, headroom(6.0)),
+            (0, headroom(5.0)),
+        ],
+        "{body}"
+    );
+    drop(utility);
+    Ok(())
+}
+
+gpemu_harness::for_each_backend!(
     segment_backends_are_attributed_to_sessions_users_and_applications,
-    without_the_coordinator_executors_are_unattributed,
     coordinator_sessions_dispatch_only_on_evidence,
+);
+
+// A real coordinator's executors end with it: only the emulation keeps them.
+gpemu_harness::for_each_family!(
+    executors_without_a_coordinator_session_are_orphaned,
+    lowest_headroom_segments_name_the_applications_holding_them,
+    without_the_coordinator_executors_are_unattributed,
 );

@@ -210,6 +210,92 @@ fn prometheus_config(exporter_port: u16, am_port: u16) -> String {
     )
 }
 
+/// The application of the idle distributed session: its executors on a
+/// segment have none, the dashboard names it through the coordinator session.
+const IDLE_SESSION_APPLICATION: &str = "bi_dashboard";
+
+/// Values of the series of `series` whose labels include `labels`.
+fn values_of(series: &[Value], labels: &[(&str, &str)]) -> Vec<f64> {
+    series
+        .iter()
+        .filter(|s| labels.iter().all(|(k, v)| s["metric"][*k] == *v))
+        .filter_map(|s| s["value"][1].as_str()?.parse().ok())
+        .collect()
+}
+
+/// During the fill of content 0 by `filled` utility sessions of the ordinary
+/// role (application gpemu_harness), beside the idle distributed session's
+/// `executors` there: the dashboard's first screen names content 0 as the
+/// instance with the least headroom, and the role and the applications
+/// holding its slots with their counts on that segment.
+async fn first_row_names_the_segment_and_who_fills_it(
+    prom: &Daemon,
+    filled: usize,
+    executors: usize,
+) -> Result<()> {
+    let mut answers = Vec::new();
+    for (title, expr) in monitoring::first_row_queries(&monitoring::dashboard()) {
+        let series = query(prom, &monitoring::expand(&expr)).await?;
+        answers.push((title, expr, series));
+    }
+    let answered = |labels: &[(&str, &str)], value: f64| {
+        answers
+            .iter()
+            .any(|(_, _, series)| values_of(series, labels) == [value])
+    };
+    let seg0 = ("content", "0");
+    // The overview stat: the least headroom of the cluster is content 0's.
+    let stat = answers
+        .iter()
+        .find(|(title, _, _)| title.starts_with("Lowest ordinary connection headroom"))
+        .context("the overview stat")?;
+    assert_eq!(stat.2.len(), 1, "{:?}", stat.2);
+    assert_eq!(
+        values_of(&stat.2, &[seg0, ("cluster", "test")]),
+        [0.0],
+        "{:?}",
+        stat.2
+    );
+    // Who: the ordinary role holds all of it but the exporter's own slot.
+    let role = [seg0, ("usename", gpemu_harness::ORDINARY_USER)];
+    let count = (filled + executors) as f64;
+    assert!(
+        answered(&role, count),
+        "no first-row query says {role:?} {count}: {answers:#?}"
+    );
+    assert!(
+        answered(&[seg0, ("usename", gpemu_harness::SUPERUSER)], 1.0),
+        "{answers:#?}"
+    );
+    // By application: the utility sessions under their own, the executors
+    // under their coordinator session's.
+    let own = [seg0, ("application_name", gpemu_harness::APPLICATION_NAME)];
+    assert!(answered(&own, filled as f64), "{answers:#?}");
+    let via_session = [seg0, ("application_name", IDLE_SESSION_APPLICATION)];
+    assert!(answered(&via_session, executors as f64), "{answers:#?}");
+    // With the slots left beside them.
+    let left = [seg0, ("usename", gpemu_harness::ORDINARY_USER)];
+    assert!(answered(&left, 0.0), "no slots-left column: {answers:#?}");
+
+    // Connections by user: the most on one segment (content 0's), and the
+    // coordinator's own (the idle session's dispatcher, the lock holder and
+    // its waiter), never the instances added together.
+    let by_user: Vec<String> = monitoring::dashboard_queries(&monitoring::dashboard())
+        .into_iter()
+        .filter(|(title, _)| title.starts_with("Connections by user"))
+        .map(|(_, expr)| expr)
+        .collect();
+    assert_eq!(by_user.len(), 2, "{by_user:?}");
+    let user = [("usename", gpemu_harness::ORDINARY_USER)];
+    let mut figures = Vec::new();
+    for expr in &by_user {
+        let series = query(prom, &monitoring::expand(expr)).await?;
+        figures.push(values_of(&series, &user));
+    }
+    assert_eq!(figures, [vec![count], vec![3.0]], "{by_user:?}");
+    Ok(())
+}
+
 /// Routes everything to a receiver that notifies nobody: the test reads the API.
 const ALERTMANAGER_CONFIG: &str = "route:\n  receiver: none\n  group_wait: 1s\n  \
      group_interval: 1s\nreceivers:\n  - name: none\n";
@@ -220,6 +306,9 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
     let exporter_bin = release_exporter();
     let dir = tempfile::tempdir()?;
     let cluster = ClusterSpec::new(Family::Gp6, 2).mirrors(true).start()?;
+    // Content 1's mirror streams, for the replication panels (content 0 is
+    // filled and stopped below).
+    let _mirror = cluster.start_mirror(1).await?;
 
     let exporter_config = dir.path().join("exporter.toml");
     std::fs::write(&exporter_config, config_for(&cluster, ""))?;
@@ -294,7 +383,8 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
     // attribution panels; idle, it holds no lock the lock wait below would meet.
     let idle_session = Dispatch {
         state: SessionState::Idle,
-        ..Dispatch::new(77, 1)
+        application_name: IDLE_SESSION_APPLICATION,
+        ..Dispatch::new(1)
     };
     let _session = cluster.dispatch(&idle_session).await?;
     let _lock = cluster.lock_wait(-1).await?;
@@ -363,6 +453,9 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
     assert_eq!(in_prom.len(), 1, "{in_prom:?}");
     assert_eq!(in_prom[0]["labels"]["content"], "0", "{in_prom:?}");
 
+    first_row_names_the_segment_and_who_fills_it(&prom, full.len(), 1 + idle_session.readers)
+        .await?;
+
     drop(full);
     eventually("the exhausted alert to resolve", ALERT_DEADLINE, || async {
         let gone = alertmanager_alerts(&am, EXHAUSTED).await?.is_empty()
@@ -392,6 +485,20 @@ async fn full_segment_pages_alertmanager_and_every_dashboard_query_has_data() ->
             monitoring::label_values_query(q),
         ));
     }
+    // The log collector's panels read Greenplum's CSV server log, which the
+    // emulation's PostgreSQL does not write (its collector is off there, by
+    // design): Prometheus must accept their queries, but they have no data
+    // here. Their series are checked on real Greenplum in tests/log_collector.rs.
+    let (log_panels, rest): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .partition(|(_, expr)| expr.contains("greenplum_log_"));
+    assert_eq!(log_panels.len(), 2, "{log_panels:#?}");
+    for (title, expr) in &log_panels {
+        query(&prom, expr)
+            .await
+            .with_context(|| format!("panel {title:?}"))?;
+    }
+    let mut pending = rest;
     let total = pending.len();
     // rate() and increase() need two samples in their window: poll, do not sleep.
     let end = Instant::now() + ALERT_DEADLINE;

@@ -1,12 +1,14 @@
-//! The exporter through real faults of the emulated cluster: each test causes
-//! the fault on real servers and asserts what /metrics and the log show. The
-//! faults do not depend on the family, so each runs once, the families taking
-//! turns.
+//! The exporter through real faults: each test causes the fault on real
+//! servers and asserts what /metrics and the log show. The faults do not
+//! depend on the family, so each runs on one emulated family, the families
+//! taking turns, and those a real server can be put through also on real
+//! Greenplum (`::real_gp6`, `::real_gp7`); a slow catalog, catalog edits and
+//! a promoted standby only the emulation can be made to show.
 
 mod support;
 
 use anyhow::{Context, Result};
-use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings, Login, Mode};
+use gpemu_harness::{Backend, Cluster, ClusterSpec, Family, InstanceSettings, Login, Mode};
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -77,9 +79,8 @@ fn log_lines(log: &str, needle: &str, dbid: i16) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp6, 3).start()?;
+async fn killed_segment_goes_down_alone_and_comes_back(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 3).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     exporter
         .wait_for("all up", |m| (-1..3).all(|c| m.up(c) == Some(1.0)))
@@ -139,9 +140,8 @@ async fn killed_segment_goes_down_alone_and_comes_back() -> Result<()> {
 /// server's own warnings included, and there is one line for down and one
 /// for up, not one per failed round. The exporter keeps counting the
 /// instance it tries to collect.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_lines_of_a_restarted_segment_name_it() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+async fn log_lines_of_a_restarted_segment_name_it(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     let exporter = Exporter::start_with_args(&config_for(&cluster, ""), &["--log.level=info"])?;
     exporter
         .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
@@ -183,9 +183,8 @@ async fn log_lines_of_a_restarted_segment_name_it() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hung_segment_times_out_without_piling_up() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+async fn hung_segment_times_out_without_piling_up(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     exporter
         .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
@@ -243,10 +242,11 @@ async fn hung_segment_times_out_without_piling_up() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_segment_takes_the_exporter_back_through_a_reserved_slot() -> Result<()> {
+async fn full_segment_takes_the_exporter_back_through_a_reserved_slot(
+    backend: Backend,
+) -> Result<()> {
     let seg = InstanceSettings::SEGMENT;
-    let cluster = ClusterSpec::new(Family::Gp6, 2).start()?;
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     let m = exporter
         .wait_for("all up", |m| (-1..2).all(|c| m.up(c) == Some(1.0)))
@@ -311,9 +311,8 @@ async fn full_segment_takes_the_exporter_back_through_a_reserved_slot() -> Resul
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ordinary_role_is_told_it_cannot_use_reserved_slots() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 1).start()?;
+async fn ordinary_role_is_told_it_cannot_use_reserved_slots(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 1).start()?;
     let dir = tempfile::tempdir()?;
     let pw = write_file(dir.path(), "pw", gpemu_harness::ORDINARY_PASSWORD)?;
     let exporter = Exporter::start(&config_as(
@@ -337,9 +336,8 @@ async fn ordinary_role_is_told_it_cannot_use_reserved_slots() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coordinator_down_at_start_and_later() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 2).mirrors(true).start()?;
+async fn coordinator_down_at_start_and_later(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).mirrors(true).start()?;
     cluster.stop(-1)?;
     let mut exporter = Exporter::start(&config_for(&cluster, ""))?;
     let m = exporter
@@ -411,9 +409,8 @@ async fn coordinator_down_at_start_and_later() -> Result<()> {
 /// catalog swaps the rows, as FTS does. The content's series go on with the
 /// same labels, `greenplum_instance_info` describes the new primary (its
 /// dbid, host and port), and the old primary's pool is closed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp6, 2).mirrors(true).start()?;
+async fn failover_keeps_the_series_and_moves_the_pool(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).mirrors(true).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     let headroom = |m: &Metrics| {
         m.all(
@@ -464,6 +461,20 @@ async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
         })
         .await?;
     assert_eq!(headroom(&m), before, "the same series before and after");
+    // The promoted mirror has no walsender until the old primary is recovered
+    // as its mirror; the catalog says that row is down: they agree.
+    let none = [("content", "1"), ("state", "none")];
+    assert_eq!(
+        m.get("greenplum_replication_state", &none),
+        Some(1.0),
+        "{}",
+        m.text
+    );
+    let disagreement = m.get(
+        "greenplum_replication_catalog_disagreement",
+        &[("content", "1")],
+    );
+    assert_eq!(disagreement, Some(0.0), "{}", m.text);
     let info = m.all("greenplum_instance_info", &acting);
     assert_eq!(info[0].1["hostname"], mirror.hostname);
     assert_eq!(info[0].1["preferred_role"], "m");
@@ -495,9 +506,8 @@ async fn failover_keeps_the_series_and_moves_the_pool() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server(family: Family) -> Result<()> {
+    let cluster = ClusterSpec::new(family, 2).start()?;
     // Wide margins: the server-side timeouts must fire well before the deadline.
     let timings = "scrape_interval = \"3s\"\ninstance_timeout = \"2500ms\"\n\
                    statement_timeout = \"1s\"\nlock_timeout = \"300ms\"\ntopology_refresh = \"3s\"\n";
@@ -562,9 +572,10 @@ async fn lock_storms_and_slow_catalogs_are_cut_off_by_the_server() -> Result<()>
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp6, 2).start()?;
+async fn bad_credentials_and_privileges_fail_clearly_without_secrets(
+    backend: Backend,
+) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     let dir = tempfile::tempdir()?;
     let secret = "Tr0ub4dor&3-not-the-password";
     let wrong = write_file(dir.path(), "wrong", secret)?;
@@ -627,9 +638,8 @@ async fn bad_credentials_and_privileges_fail_clearly_without_secrets() -> Result
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_and_sigint_close_every_connection() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+async fn sigterm_and_sigint_close_every_connection(backend: Backend) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let mut exporter = Exporter::start(&config_for(&cluster, ""))?;
         exporter
@@ -653,9 +663,10 @@ async fn sigterm_and_sigint_close_every_connection() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs() -> Result<()> {
-    let cluster = ClusterSpec::new(Family::Gp6, 2).start()?;
+async fn sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs(
+    backend: Backend,
+) -> Result<()> {
+    let cluster = ClusterSpec::new(backend, 2).start()?;
     let exporter = Exporter::start(&config_for(&cluster, ""))?;
     let setting = |m: &Metrics| m.all("greenplum_setting", &[("content", "0")]).len();
     exporter
@@ -681,6 +692,16 @@ async fn sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs() -> Resul
         Some(1.0)
     );
     assert_eq!(cluster.query_i64(0, &pid_sql).await?, pid, "pool kept");
+    // The log says what the reload changed.
+    let log = exporter.log();
+    assert!(
+        log.contains(
+            "configuration reloaded: cluster \"test\": collectors \
+             [connections,prepared,locks,settings,sessions,replication,topology] -> \
+             [connections,prepared,locks,topology]"
+        ),
+        "{log}"
+    );
 
     // An invalid file is refused; the running configuration stays.
     exporter.rewrite_config(&config_for(&cluster, "pool_size = 3\n"))?;
@@ -710,6 +731,27 @@ async fn sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs() -> Resul
     exporter.wait_rounds(1.0).await?;
     let new_pid = cluster.query_i64(0, &pid_sql).await?;
     assert_ne!(new_pid, pid, "reconnected with the new statement_timeout");
+    let log = exporter.log();
+    assert!(
+        log.contains(
+            "cluster \"test\": collectors [connections,prepared,locks,topology] -> \
+                      [connections,prepared,locks,settings,sessions,replication,topology]; \
+                      cluster \"test\": statement_timeout 700ms -> 600ms"
+        ),
+        "{log}"
+    );
     assert_eq!(exporter_backends(&cluster, 0).await?, 1);
     Ok(())
 }
+
+gpemu_harness::backend_tests!(killed_segment_goes_down_alone_and_comes_back: gp6, real_gp6, real_gp7);
+gpemu_harness::backend_tests!(log_lines_of_a_restarted_segment_name_it: gp7, real_gp7);
+gpemu_harness::backend_tests!(hung_segment_times_out_without_piling_up: gp7, real_gp6);
+gpemu_harness::backend_tests!(full_segment_takes_the_exporter_back_through_a_reserved_slot: gp6, real_gp6);
+gpemu_harness::backend_tests!(ordinary_role_is_told_it_cannot_use_reserved_slots: gp7, real_gp7);
+gpemu_harness::backend_tests!(coordinator_down_at_start_and_later: gp7);
+gpemu_harness::backend_tests!(failover_keeps_the_series_and_moves_the_pool: gp6);
+gpemu_harness::backend_tests!(lock_storms_and_slow_catalogs_are_cut_off_by_the_server: gp7);
+gpemu_harness::backend_tests!(bad_credentials_and_privileges_fail_clearly_without_secrets: gp6, real_gp6);
+gpemu_harness::backend_tests!(sigterm_and_sigint_close_every_connection: gp7, real_gp7);
+gpemu_harness::backend_tests!(sighup_reloads_keeping_healthy_pools_and_refuses_bad_configs: gp6, real_gp6);

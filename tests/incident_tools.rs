@@ -3,10 +3,11 @@
 //! exit status of `--fail-below`), `/api/v1/instances`, and the status page
 //! as headless Chromium renders it.
 
+mod browser;
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use gpemu_harness::{Cluster, ClusterSpec, Family, InstanceSettings, Login, WaitReason};
+use gpemu_harness::{Cluster, ClusterSpec, Dispatch, Family, InstanceSettings, Login, WaitReason};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -385,9 +386,10 @@ async fn status_page_draws_headroom_and_marks_the_replayed_incident() -> Result<
     )
     .await?;
 
-    let burst = cluster.fill_with_sessions(0, 501, 3).await?;
+    let burst = cluster.fill_with_sessions(0, 3).await?;
     // The incident's numbers: five sessions, 19 executors and the exporter.
     assert_eq!(burst.executors, [4, 4, 4, 4, 3]);
+    let burst_sessions = burst.held.sessions.clone();
     // Full for three rounds, so the episode is more than a sliver on the line.
     let full = |doc: &Value| {
         instances(doc)
@@ -504,10 +506,11 @@ async fn status_page_draws_headroom_and_marks_the_replayed_incident() -> Result<
     }
     let row = element(&dom, &format!("<tr data-incident=\"{id}\""))?;
     assert!(row.contains("seg 0 · dbid 2"), "{row}");
+    let first = burst_sessions[0];
     assert!(
-        row.contains(
-            "sess 501 app_user (gpemu_harness) idle in transaction: 4 backends here, 8 in all"
-        ),
+        row.contains(&format!(
+            "sess {first} app_user (gpemu_harness) idle in transaction: 4 backends here, 8 in all"
+        )),
         "{row}"
     );
     assert_eq!(row.matches("backends here").count(), 5, "{row}");
@@ -516,6 +519,262 @@ async fn status_page_draws_headroom_and_marks_the_replayed_incident() -> Result<
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page-incident.png");
     screenshot(&url, &shot).await?;
 
+    Ok(())
+}
+
+/// Text as a dumped DOM writes it between tags.
+fn html_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The figures line of a collected instance's tile, from its API view.
+fn figures_line(i: &Value) -> String {
+    let c = |name: &str| i["connections"][name].as_f64().unwrap_or(f64::NAN);
+    format!(
+        "{}/{} used · {} free",
+        c("used"),
+        c("max_connections"),
+        c("headroom_ordinary")
+    )
+}
+
+/// An application name longer than a tile or a cell shows.
+const LONG_APPLICATION: &str = "nightly_revenue_reconciliation_loader_v2";
+
+/// The page as the server writes it (script disabled): every instance's
+/// tile with its figures, the dates with their zone, a long application name
+/// cut with the whole name as tooltip, a segment's executors explained. With
+/// a segment stopped: its tile says why, in the words `top` uses, and with
+/// script the times are in the reader's zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_is_written_by_the_server_and_says_why_an_instance_is_down() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp7, 2).start()?;
+    // A writer and a reader on every segment, of a session with a long name.
+    let session = Dispatch {
+        application_name: LONG_APPLICATION,
+        ..Dispatch::new(1)
+    };
+    let _session = cluster.dispatch(&session).await?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let listed = |doc: &Value| {
+        doc["clusters"][0]["attribution"]["sessions"][0]["application_name"] == LONG_APPLICATION
+    };
+    let doc = wait_api(
+        &exporter,
+        "the session attributed",
+        Duration::from_secs(30),
+        listed,
+    )
+    .await?;
+    let url = format!("http://127.0.0.1:{}/", exporter.port);
+
+    let dom = browser::Page::html_without_script(&url, "</script>").await?;
+    assert!(!dom.contains("Waiting for"), "{dom}");
+    for content in [-1, 0, 1] {
+        let tile = element(&dom, &format!("data-content=\"{content}\""))?;
+        assert_eq!(attribute(tile, "data-level"), Some("ok"), "{tile}");
+        let view = instance(&doc, content.into());
+        assert!(tile.contains(&figures_line(view)), "{view}\n{tile}");
+        // A segment's executors have no application_name: said, not "-".
+        let executors = "query executors</abbr> 2";
+        assert_eq!(tile.contains(executors), content >= 0, "{tile}");
+        assert!(!tile.contains(" - "), "{tile}");
+    }
+    let meta = element(&dom, "class=\"meta\"")?;
+    assert!(meta.starts_with("<p class=\"meta\">gp7 · "), "{meta}");
+    let when = regex::Regex::new(
+        r#"figures of the round ended <time datetime="[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z" data-unix="[0-9.]+">[0-9]{4}-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] UTC</time>"#,
+    )?;
+    assert!(when.is_match(meta), "{meta}");
+    assert!(!dom.contains("family unknown"), "{meta}");
+    // Cut to 23 characters and an ellipsis, the whole name as tooltip.
+    let cut: String = LONG_APPLICATION.chars().take(23).collect();
+    let cell = format!("<span class=\"cut\" title=\"{LONG_APPLICATION}\">{cut}…</span>");
+    let sessions = element(&dom, ">Coordinator sessions holding most segment backends<")?;
+    assert!(sessions.contains("Coordinator sessions"), "{sessions}");
+    assert!(dom.contains(&format!("<td>{cell}</td>")), "{dom}");
+
+    // Content 1 stopped: its tile says why, as `top` does.
+    cluster.stop(1)?;
+    let down = |doc: &Value| {
+        doc["clusters"][0]["instances"]
+            .as_array()
+            .is_some_and(|all| {
+                all.iter()
+                    .any(|i| i["catalog"]["content"] == 1 && i["up"] == false)
+            })
+    };
+    wait_api(&exporter, "content 1 down", Duration::from_secs(30), down).await?;
+    // The message may change from one round to the next (the connection
+    // closed, then refused): the page and `top` are read between two reads
+    // of the API that agree.
+    let error_now = || async {
+        let (_, body) = exporter.get("/api/v1/instances").await?;
+        let doc: Value = serde_json::from_str(&body)?;
+        anyhow::Ok(instance(&doc, 1)["error"].clone())
+    };
+    let mut tries = 0;
+    let (error, top, dom) = loop {
+        tries += 1;
+        ensure!(tries <= 5, "the error of content 1 changes every round");
+        let before = error_now().await?;
+        let top = Command::new(EXPORTER)
+            .args(["top", "--from", &url])
+            .output()?;
+        let dom = chromium_with(&["--dump-dom"], &[("TZ", "Asia/Tokyo")], &url).await?;
+        if error_now().await? == before {
+            break (before, String::from_utf8(top.stdout)?, dom);
+        }
+    };
+    let (kind, message) = (
+        error["kind"].as_str().context("kind")?,
+        error["message"].as_str().context("message")?,
+    );
+    assert!(!message.is_empty(), "{error}");
+    assert!(
+        top.contains(&format!("NOT COLLECTED: {kind} {message}")),
+        "{top}"
+    );
+    let tile = element(&dom, "data-content=\"1\"")?;
+    assert_eq!(attribute(tile, "data-level"), Some("down"), "{tile}");
+    let why = format!("not collected: {kind}: {}", html_text(message));
+    assert!(tile.contains(&why), "{why}\n{tile}");
+    // With script, times in the reader's zone (Tokyo: UTC+9, no summer time).
+    let local = regex::Regex::new(
+        r#"<time datetime="[0-9]{4}-[0-9][0-9]-[0-9][0-9]T([0-9][0-9]):[0-9][0-9]:[0-9][0-9]Z" data-unix="[0-9.]+">[0-9]{4}-[0-9][0-9]-[0-9][0-9] ([0-9][0-9]):[0-9][0-9]:[0-9][0-9] GMT\+9</time>"#,
+    )?;
+    let times = local
+        .captures(&dom)
+        .with_context(|| format!("no local time:\n{dom}"))?;
+    let (utc, tokyo): (u32, u32) = (times[1].parse()?, times[2].parse()?);
+    assert_eq!(tokyo, (utc + 9) % 24, "{}", &times[0]);
+    Ok(())
+}
+
+/// The coordinator unreachable from the start: the page says what it does
+/// not know, and why the coordinator was not collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_says_what_is_unknown_while_the_coordinator_is_unreachable() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp6, 1).start()?;
+    cluster.stop(-1)?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let failed = |doc: &Value| doc["clusters"][0]["instances"][0]["error"]["message"].is_string();
+    let doc = wait_api(
+        &exporter,
+        "the coordinator failing",
+        Duration::from_secs(30),
+        failed,
+    )
+    .await?;
+    let error = &instance(&doc, -1)["error"];
+    let url = format!("http://127.0.0.1:{}/", exporter.port);
+    let dom = browser::Page::html_without_script(&url, "</script>").await?;
+    let meta = element(&dom, "class=\"meta\"")?;
+    assert!(
+        meta.starts_with("<p class=\"meta\">family not detected yet (the coordinator was not reached) · figures of the round ended "),
+        "{meta}"
+    );
+    assert!(
+        !meta.contains("· ·") && !dom.contains("family unknown"),
+        "{meta}"
+    );
+    let tile = element(&dom, "data-content=\"-1\"")?;
+    assert_eq!(attribute(tile, "data-level"), Some("down"), "{tile}");
+    let why = format!(
+        "not collected: {}: {}",
+        error["kind"].as_str().context("kind")?,
+        html_text(error["message"].as_str().context("message")?)
+    );
+    assert!(tile.contains(&why), "{why}\n{tile}");
+    Ok(())
+}
+
+fn unix_millis() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// A page left open while the exporter stops: within two collection
+/// intervals it says it is not updating, keeps the last figures, and once
+/// they are older than two intervals says so of the cluster too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_raises_a_stale_banner_when_the_exporter_stops() -> Result<()> {
+    let cluster = ClusterSpec::new(Family::Gp6, 1).start()?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let up = |doc: &Value| {
+        doc["clusters"][0]["instances"]
+            .as_array()
+            .is_some_and(|all| all.len() == 2 && all.iter().all(|i| i["up"] == true))
+    };
+    let doc = wait_api(&exporter, "all collected", Duration::from_secs(30), up).await?;
+    let interval_ms = doc["clusters"][0]["interval_seconds"]
+        .as_f64()
+        .context("interval")?
+        * 1000.0;
+    assert_eq!(interval_ms, 1000.0, "config_for's scrape_interval");
+    let url = format!("http://127.0.0.1:{}/", exporter.port);
+    let mut page = browser::Page::open(&url, &[]).await?;
+    // The script has replaced the figures at least once.
+    let limit = Duration::from_secs(20);
+    page.wait_for("document.body.dataset.updated || ''", limit, |s| {
+        !s.is_empty()
+    })
+    .await?;
+    assert_eq!(
+        page.eval("document.getElementById('stale').hidden").await?,
+        true
+    );
+
+    // The figures the page shows now (nothing changes on this cluster).
+    let (_, body) = exporter.get("/api/v1/instances").await?;
+    let doc: Value = serde_json::from_str(&body)?;
+    let stopped_at = unix_millis();
+    drop(exporter);
+    let since = page
+        .wait_for("document.body.dataset.staleSince || ''", limit, |s| {
+            !s.is_empty()
+        })
+        .await?;
+    let after = since.parse::<f64>()? - stopped_at;
+    eprintln!(
+        "stale banner {after:.0} ms after the exporter was stopped (interval {interval_ms} ms)"
+    );
+    assert!(
+        after <= 2.0 * interval_ms,
+        "the banner came {after} ms after the exporter stopped"
+    );
+    let banner = page
+        .eval("document.getElementById('stale').hidden ? '' : document.getElementById('stale').textContent")
+        .await?;
+    let banner = banner.as_str().unwrap_or("");
+    assert!(
+        banner.starts_with("Not updating: the exporter has not answered since "),
+        "{banner}"
+    );
+    // The last figures stay, their age going on.
+    let dom = page.dom().await?;
+    for content in [-1, 0] {
+        let tile = element(&dom, &format!("data-content=\"{content}\""))?;
+        assert!(
+            tile.contains(&figures_line(instance(&doc, content))),
+            "{tile}"
+        );
+    }
+    let old = page
+        .wait_for(
+            "document.querySelector('section .round-stale').hidden ? '' : document.querySelector('section .round-stale').textContent",
+            limit,
+            |s| !s.is_empty(),
+        )
+        .await?;
+    assert!(
+        old.starts_with("Stale: no collection round has ended for ")
+            && old.contains("(one is due every 1 s)"),
+        "{old}"
+    );
     Ok(())
 }
 
@@ -543,24 +802,20 @@ async fn screenshot(url: &str, shot: &Path) -> Result<()> {
 /// Runs headless Chromium (Debian `chromium`, installed by scripts/test) on
 /// `url`, giving the page's script time to fetch and draw.
 async fn chromium(args: &[&str], url: &str) -> Result<String> {
+    chromium_with(args, &[], url).await
+}
+
+/// [`chromium`] with `env` added to the browser's environment.
+async fn chromium_with(args: &[&str], env: &[(&str, &str)], url: &str) -> Result<String> {
     let profile = tempfile::tempdir()?;
     let mut cmd = tokio::process::Command::new("chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--virtual-time-budget=10000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .arg(url)
-    .kill_on_drop(true);
+    cmd.args(browser::FLAGS)
+        .arg("--virtual-time-budget=10000")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .envs(env.iter().copied())
+        .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
         .await
         .context("chromium did not finish in 90 s")?

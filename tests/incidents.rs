@@ -9,7 +9,7 @@
 mod support;
 
 use anyhow::{Context, Result};
-use gpemu_harness::{Cluster, ClusterSpec, Dispatch, Family, Held, InstanceSettings};
+use gpemu_harness::{Backend, Cluster, ClusterSpec, Dispatch, Held, InstanceSettings};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,12 +17,14 @@ use support::{config_for, Exporter, Metrics};
 
 const SEG: InstanceSettings = InstanceSettings::SEGMENT;
 /// Sessions of the burst and the backends each keeps per segment.
-const SESSIONS: [i32; 4] = [301, 302, 303, 304];
+const SESSIONS: usize = 4;
 const READERS: usize = 5;
 /// What the harness's dispatched sessions run (`Cluster::dispatch`), first
 /// their query, then this, last.
 const QUERY_MARKER: &str = "gpemu_scratch";
 const LAST_STATEMENT: &str = "SELECT pg_backend_pid()";
+/// How the query of every dispatched session begins (in a transaction).
+const DISPATCHED_STATEMENT: &str = "BEGIN; SELECT count(*) FROM";
 
 /// The segment the burst fills: it has the small limits, the other one room
 /// to spare. It is the last one `Cluster::dispatch` reaches, so when it is
@@ -30,12 +32,12 @@ const LAST_STATEMENT: &str = "SELECT pg_backend_pid()";
 const FULL: i16 = 1;
 const ROOMY: i16 = 0;
 
-fn cluster(family: Family) -> Result<Cluster> {
+fn cluster(backend: Backend) -> Result<Cluster> {
     let roomy = InstanceSettings {
         max_connections: 80,
         ..SEG
     };
-    ClusterSpec::new(family, 2)
+    ClusterSpec::new(backend, 2)
         .settings_for(ROOMY, roomy)
         .start()
 }
@@ -83,45 +85,94 @@ async fn wait_headroom(exporter: &Exporter, what: &str, pred: impl Fn(f64) -> bo
 /// and five readers each per segment; the exporter holds the 25th slot).
 async fn burst(cluster: &Cluster) -> Result<Held> {
     let mut held = Held::default();
-    for id in SESSIONS {
-        held.absorb(cluster.dispatch(&Dispatch::new(id, READERS)).await?);
+    for _ in 0..SESSIONS {
+        held.absorb(cluster.dispatch(&Dispatch::new(READERS)).await?);
     }
     Ok(held)
 }
 
-/// One burst under a running exporter: filled, seen, released, ended.
-async fn burst_and_release(cluster: &Cluster, exporter: &Exporter) -> Result<()> {
-    let held = burst(cluster).await?;
-    wait_headroom(exporter, "the segment full", |h| h == 0.0).await?;
-    drop(held);
-    wait_headroom(exporter, "the segment free again", |h| {
-        h == f64::from(SEG.ordinary_slots() - 1)
-    })
-    .await?;
-    // The episode ends after two rounds above the threshold.
-    api_rounds(exporter, 3).await
+/// One round as the API showed it: when it ended, and the full segment's
+/// `used` and ordinary headroom in it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Round {
+    at: f64,
+    used: f64,
+    headroom: f64,
 }
 
-/// Waits for `n` more rounds by the API's round time (scraping `/metrics`
-/// would start a new peak interval).
-async fn api_rounds(exporter: &Exporter, n: usize) -> Result<()> {
-    let finished = |doc: &Value| doc["clusters"][0]["round_finished_at"].as_f64();
-    let mut last = finished(&api(exporter, "/api/v1/instances").await?);
-    let mut seen = 0;
+/// Polls `/api/v1/instances` (which, unlike `/metrics`, resets no peak),
+/// adding every new round to `seen`, until `done(seen)`. Rounds are a second
+/// apart and the API is read every 50 ms: none is missed.
+async fn watch(
+    exporter: &Exporter,
+    seen: &mut Vec<Round>,
+    what: &str,
+    done: impl Fn(&[Round]) -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while seen < n {
+    loop {
+        let doc = api(exporter, "/api/v1/instances").await?;
+        let full = doc["clusters"][0]["instances"]
+            .as_array()
+            .and_then(|all| all.iter().find(|i| i["catalog"]["content"] == FULL));
+        let at = doc["clusters"][0]["round_finished_at"].as_f64();
+        let slots = full.map(|i| &i["connections"]);
+        if let (Some(at), Some(used), Some(headroom)) = (
+            at,
+            slots.and_then(|c| c["used"].as_f64()),
+            slots.and_then(|c| c["headroom_ordinary"].as_f64()),
+        ) {
+            if seen.last().is_none_or(|r| r.at != at) {
+                seen.push(Round { at, used, headroom });
+            }
+        }
+        if done(seen) {
+            return Ok(());
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "timed out waiting for {n} rounds"
+            "timed out waiting for {what}: {seen:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = finished(&api(exporter, "/api/v1/instances").await?);
-        if now != last {
-            seen += 1;
-            last = now;
-        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
+}
+
+fn latest_headroom(seen: &[Round]) -> Option<f64> {
+    seen.last().map(|r| r.headroom)
+}
+
+/// One burst under a running exporter: filled, seen, released, ended. Returns
+/// the ids of its sessions and the rounds it watched, from the first with the
+/// segment full.
+async fn burst_and_release(
+    cluster: &Cluster,
+    exporter: &Exporter,
+) -> Result<(Vec<i32>, Vec<Round>)> {
+    let mut seen = Vec::new();
+    // Watched from before the burst: the first full round is among them.
+    let (held, watched) = tokio::join!(
+        burst(cluster),
+        watch(exporter, &mut seen, "the segment full", |s| {
+            latest_headroom(s) == Some(0.0)
+        })
+    );
+    let held = held?;
+    watched?;
+    let ids = held.sessions.clone();
+    drop(held);
+    let free = f64::from(SEG.ordinary_slots() - 1);
+    // The episode ends after two rounds above the threshold.
+    watch(
+        exporter,
+        &mut seen,
+        "the segment free again, the episode over",
+        |s| {
+            latest_headroom(s) == Some(free)
+                && s.iter().rev().take_while(|r| r.headroom > 0.0).count() >= 2
+        },
+    )
+    .await?;
+    Ok((ids, seen))
 }
 
 fn episodes(doc: &Value) -> Vec<&Value> {
@@ -131,8 +182,8 @@ fn episodes(doc: &Value) -> Vec<&Value> {
         .unwrap_or_default()
 }
 
-async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
-    let cluster = cluster(family)?;
+async fn a_burst_between_scrapes_is_remembered(backend: Backend) -> Result<()> {
+    let cluster = cluster(backend)?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("incidents.jsonl");
     let exporter = Exporter::start(&config(&cluster, &file, ""))?;
@@ -149,7 +200,7 @@ async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
     );
 
     // Between two scrapes: full, then released.
-    burst_and_release(&cluster, &exporter).await?;
+    let (ids, rounds) = burst_and_release(&cluster, &exporter).await?;
     let m = exporter.scrape().await?;
     let ordinary = f64::from(SEG.ordinary_slots());
     assert_eq!(
@@ -188,12 +239,25 @@ async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
     assert_eq!(e["instance"]["content"], FULL);
     assert_eq!(e["figures"]["headroom_ordinary"], 0.0);
     assert_eq!(e["lowest_headroom"], 0.0);
-    assert!(e["ended_at"].as_f64().is_some(), "{e}");
+    // It lasted from the first to the last round with the segment full, and
+    // ended with the second round above the threshold (end_after_rounds 2),
+    // which does not count in its length.
+    let first = rounds.iter().position(|r| r.headroom == 0.0);
+    let last = rounds.iter().rposition(|r| r.headroom == 0.0);
+    let (first, last) = first.zip(last).context("no full round")?;
+    assert!(
+        rounds[first..=last].iter().all(|r| r.headroom == 0.0),
+        "full, then free: {rounds:?}"
+    );
+    assert_eq!(e["started_at"], rounds[first].at, "{e}\n{rounds:?}");
+    assert_eq!(e["last_below_at"], rounds[last].at, "{e}\n{rounds:?}");
+    assert_eq!(e["rounds"], (last - first + 1) as f64, "{e}\n{rounds:?}");
+    assert_eq!(e["ended_at"], rounds[last + 2].at, "{e}\n{rounds:?}");
     let sessions = e["sessions"].as_array().context("sessions")?;
-    assert_eq!(sessions.len(), SESSIONS.len(), "{e}");
+    assert_eq!(sessions.len(), SESSIONS, "{e}");
     for s in sessions {
         let id: i32 = s["sess_id"].as_str().context("sess_id")?.parse()?;
-        assert!(SESSIONS.contains(&id), "{s}");
+        assert!(ids.contains(&id), "{s}");
         assert_eq!(s["usename"], "app_user");
         assert_eq!(s["backends_here"], (1 + READERS) as f64);
         assert_eq!(s["backends_total"], (2 * (1 + READERS)) as f64);
@@ -250,11 +314,82 @@ async fn a_burst_between_scrapes_is_remembered(family: Family) -> Result<()> {
     let list = episodes(&doc);
     assert_eq!(list.len(), 2, "{doc}");
     for s in list[0]["sessions"].as_array().context("sessions")? {
-        // The session's last statement on the coordinator (the harness asks
-        // for its backend's pid last), cut to 10 characters.
-        assert_eq!(s["query"], &LAST_STATEMENT[..10], "{s}");
+        // The session's statement on the coordinator, cut to 10 characters:
+        // its last one (the harness asks for its backend's pid last), or,
+        // if the round that saw the segment full caught the last session
+        // still running its query (a real coordinator makes the gangs as the
+        // query starts), the query it was dispatching.
+        let expected = match s["state"].as_str() {
+            Some("active") => &DISPATCHED_STATEMENT[..10],
+            _ => &LAST_STATEMENT[..10],
+        };
+        assert_eq!(s["query"], expected, "{s}");
     }
     Ok(())
 }
 
-gpemu_harness::for_each_family!(a_burst_between_scrapes_is_remembered);
+/// A scrape that served a burst starts the next interval with the next
+/// round: when no round since was exhausted, the next scrape serves the
+/// rounds since as the peak (here the segment free again), not the burst a
+/// second time.
+async fn a_burst_is_served_once(backend: Backend) -> Result<()> {
+    let cluster = cluster(backend)?;
+    let exporter = Exporter::start(&config_for(&cluster, ""))?;
+    let at_rest = |m: &Metrics| m.seg("greenplum_connections_used", FULL, &[]) == Some(1.0);
+    exporter.wait_for("a round at rest", at_rest).await?;
+    let exhausted = |m: &Metrics| m.seg("greenplum_connections_exhausted_rounds_total", FULL, &[]);
+    let ordinary = f64::from(SEG.ordinary_slots());
+    // Scraped while the latest round is the full one; a round coming in
+    // between (the scrape then proves nothing) or an exhausted round after
+    // the scrape (it belongs to the next interval) means another try.
+    for _ in 0..5 {
+        let held = burst(&cluster).await?;
+        wait_headroom(&exporter, "the segment full", |h| h == 0.0).await?;
+        drop(held);
+        let served = exporter.scrape().await?;
+        let mut since = Vec::new();
+        watch(&exporter, &mut since, "the segment free again", |s| {
+            latest_headroom(s) == Some(ordinary - 1.0)
+        })
+        .await?;
+        let next = exporter.scrape().await?;
+        if served.seg("greenplum_connections_headroom_ordinary", FULL, &[]) != Some(0.0)
+            || exhausted(&next) != exhausted(&served)
+        {
+            continue;
+        }
+        assert_eq!(
+            served.seg("greenplum_connections_headroom_ordinary_min", FULL, &[]),
+            Some(0.0)
+        );
+        assert_eq!(
+            served.seg("greenplum_connections_used_peak", FULL, &[]),
+            Some(ordinary)
+        );
+        // The rounds since the first scrape: the last full round, if still
+        // the latest one then, is the first scrape's.
+        let after: Vec<&Round> = since.iter().filter(|r| r.headroom > 0.0).collect();
+        let peak = after.iter().map(|r| r.used).fold(f64::MIN, f64::max);
+        let min = after.iter().map(|r| r.headroom).fold(f64::MAX, f64::min);
+        assert!(min > 0.0, "{since:?}");
+        assert_eq!(
+            next.seg("greenplum_connections_used_peak", FULL, &[]),
+            Some(peak),
+            "{since:?}\n{}",
+            next.text
+        );
+        assert_eq!(
+            next.seg("greenplum_connections_headroom_ordinary_min", FULL, &[]),
+            Some(min),
+            "{since:?}\n{}",
+            next.text
+        );
+        return Ok(());
+    }
+    anyhow::bail!("five bursts, and no scrape caught a full round as the latest one")
+}
+
+gpemu_harness::for_each_backend!(
+    a_burst_between_scrapes_is_remembered,
+    a_burst_is_served_once,
+);

@@ -501,6 +501,203 @@ fn bad_web_configs_are_refused_at_start_naming_the_key() -> Result<()> {
     Ok(())
 }
 
+// ---- web flags -------------------------------------------------------------
+
+/// `--web.listen-address` given twice: both addresses serve, the same figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_listen_addresses_all_serve() -> Result<()> {
+    let second = support::free_port()?;
+    let flag = format!("--web.listen-address=127.0.0.1:{second}");
+    let exporter = Exporter::start_with_args(&unreachable_cluster()?, &[&flag])?;
+    for port in [exporter.port, second] {
+        wait_listening(port, || exporter.log()).await?;
+        exporter
+            .wait_for("a round", |m| m.up(-1) == Some(0.0))
+            .await?;
+        let reply = plain(port, "GET", "/metrics", "").await?;
+        assert_eq!(reply.status, 200, "port {port}");
+        assert!(
+            reply.body.contains("greenplum_up{cluster=\"nowhere\""),
+            "{}",
+            reply.body
+        );
+    }
+    let log = exporter.log();
+    for port in [exporter.port, second] {
+        assert!(log.contains(&format!("address=127.0.0.1:{port}")), "{log}");
+    }
+    Ok(())
+}
+
+/// `--web.systemd-socket`: the exporter serves on the socket systemd passes
+/// (descriptor 3, `LISTEN_FDS`, `LISTEN_PID`, as `sd_listen_fds` reads
+/// them) and binds no address of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_socket_activation_serves_on_the_passed_socket() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = socket.local_addr()?.port();
+    let fd = socket.as_raw_fd();
+    let unused = support::free_port()?;
+    let dir = tempfile::tempdir()?;
+    let config = write_private(dir.path(), "exporter.toml", &unreachable_cluster()?)?;
+    let log = dir.path().join("log");
+    let mut command = Command::new("sh");
+    command
+        // The shell's pid is the exporter's after exec, as systemd sets it.
+        .args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
+        .arg(support::EXPORTER)
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--web.systemd-socket")
+        .arg(format!("--web.listen-address=127.0.0.1:{unused}"))
+        .env_remove("GPSE_COORDINATOR_DSN")
+        .stderr(std::fs::File::create(&log)?);
+    // SAFETY: between fork and exec only dup2 and fcntl, async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    drop(socket);
+    let output = || std::fs::read_to_string(&log).unwrap_or_default();
+    let served = async {
+        wait_listening(port, output).await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply = plain(port, "GET", "/metrics", "").await?;
+            anyhow::ensure!(reply.status == 200, "{}", reply.status);
+            if reply.body.contains("greenplum_up{cluster=\"nowhere\"") {
+                return Ok::<_, anyhow::Error>(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no round served:\n{}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    .await;
+    let bound = tokio::net::TcpStream::connect(("127.0.0.1", unused))
+        .await
+        .is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    served.with_context(output)?;
+    assert!(!bound, "--web.listen-address was bound too:\n{}", output());
+    assert!(output().contains("systemd_socket=true"), "{}", output());
+    Ok(())
+}
+
+/// `--web.disable-exporter-metrics` leaves out process_* and the build and
+/// reload series; the clusters' series stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_metrics_can_be_left_out() -> Result<()> {
+    let own = [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "greenplum_exporter_build_info",
+        "greenplum_exporter_config_last_reload_successful",
+    ];
+    for disabled in [false, true] {
+        let flags: &[&str] = match disabled {
+            true => &["--web.disable-exporter-metrics"],
+            false => &[],
+        };
+        let exporter = Exporter::start_with_args(&unreachable_cluster()?, flags)?;
+        let m = exporter
+            .wait_for("a round", |m| m.up(-1) == Some(0.0))
+            .await?;
+        for name in own {
+            assert_eq!(m.all(name, &[]).is_empty(), disabled, "{name}:\n{}", m.text);
+        }
+        assert!(!m.all("greenplum_exporter_rounds_total", &[]).is_empty());
+        let report = support::promtool_check_metrics(&m.text)?;
+        assert!(report.trim().is_empty(), "{report}");
+    }
+    Ok(())
+}
+
+/// `--web.max-requests=1`: while one request is in progress (its bcrypt
+/// check), others are answered 503; `--web.max-requests=0`: none is, however
+/// many arrive at once (the 64 of the default are exceeded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_requests_bounds_requests_in_progress() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let web_path = |hash: &str| {
+        write_private(
+            dir.path(),
+            "web.yml",
+            &format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
+        )
+    };
+    let auth = basic("prometheus", "pw");
+    let statuses = |port: u16, n: usize| {
+        let auth = auth.clone();
+        async move {
+            let requests = (0..n).map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { plain(port, "GET", "/metrics", &auth).await })
+            });
+            let mut statuses = Vec::new();
+            for r in futures::future::join_all(requests).await {
+                statuses.push(r??.status);
+            }
+            Ok::<_, anyhow::Error>(statuses)
+        }
+    };
+    // About a quarter second of CPU per check: requests overlap.
+    let slow = web_path(&bcrypt::hash("pw", 12)?)?;
+    let one = Exporter::start_with_args(
+        &unreachable_cluster()?,
+        &[
+            &format!("--web.config.file={}", slow.display()),
+            "--web.max-requests=1",
+        ],
+    )?;
+    wait_listening(one.port, || one.log()).await?;
+    let got = statuses(one.port, 4).await?;
+    assert_eq!(got.iter().filter(|&&s| s == 200).count(), 1, "{got:?}");
+    assert_eq!(got.iter().filter(|&&s| s == 503).count(), 3, "{got:?}");
+    drop(one);
+
+    let quick = web_path(&bcrypt::hash("pw", 6)?)?;
+    let unlimited = Exporter::start_with_args(
+        &unreachable_cluster()?,
+        &[
+            &format!("--web.config.file={}", quick.display()),
+            "--web.max-requests=0",
+        ],
+    )?;
+    wait_listening(unlimited.port, || unlimited.log()).await?;
+    let got = statuses(unlimited.port, 100).await?;
+    assert!(got.iter().all(|&s| s == 200), "{got:?}");
+    Ok(())
+}
+
+/// `/-/ready` answers 503 while no instance was ever collected (the
+/// coordinator unreachable from the start), however many rounds ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_while_nothing_was_ever_collected() -> Result<()> {
+    let exporter = Exporter::start(&unreachable_cluster()?)?;
+    exporter.wait_rounds(3.0).await?;
+    let (status, body) = exporter.get("/-/ready").await?;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        "Not ready: no instance collected yet of cluster nowhere\n"
+    );
+    assert_eq!(exporter.get("/-/healthy").await?.0, 200);
+    Ok(())
+}
+
 // ---- TLS to the database ---------------------------------------------------
 
 /// Exporter sessions on an instance that use TLS, and all exporter sessions.
@@ -749,11 +946,12 @@ async fn a_wrong_password_appears_in_no_output() -> Result<()> {
     Ok(())
 }
 
-/// Secret files readable by others are reported; a pgpass file is used for a
-/// configured cluster without password_file / password_env, unless others
-/// can read it (libpq ignores it then, and so does the exporter). The
-/// configuration file, which holds no secret, may be read by its group (0640,
-/// as the packages install it) but not by others.
+/// Files others can read are reported, once per state of the file; a pgpass
+/// file is used for a configured cluster without password_file /
+/// password_env, unless group or others can read it (libpq ignores it then,
+/// and so does the exporter). A file only its owner and group can read
+/// (0640, as the packages install the configuration) is not reported, nor
+/// one in a directory others cannot enter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exposed_secret_files_are_reported_and_pgpass_is_used() -> Result<()> {
     let cluster = ClusterSpec::new(Family::Gp7, 1).start()?;
@@ -772,7 +970,10 @@ async fn exposed_secret_files_are_reported_and_pgpass_is_used() -> Result<()> {
          scrape_interval = \"1s\"\ninstance_timeout = \"800ms\"\n"
     );
     let config_path = write_private(dir.path(), "exporter.toml", &config)?;
-    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o640))?;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    };
+    mode(&config_path, 0o640)?;
     let args = [format!("--config.file={}", config_path.display())];
     let env = [("PGPASSFILE", pgpass.to_str().context("utf-8 path")?)];
 
@@ -788,34 +989,61 @@ async fn exposed_secret_files_are_reported_and_pgpass_is_used() -> Result<()> {
         "{output}"
     );
 
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644))?;
-    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644))?;
+    // Readable by others, in a directory they cannot enter: reaches nobody.
+    mode(dir.path(), 0o700)?;
+    mode(&config_path, 0o644)?;
+    let unreachable = Run::start(&args, &env)?;
+    unreachable
+        .wait_for("up", |m| m.up(-1) == Some(1.0))
+        .await?;
+    let output = unreachable.stop().await?;
+    assert!(!output.contains("accessible by"), "{output}");
+
+    // Others may enter the directory now.
+    mode(dir.path(), 0o711)?;
+    mode(&pgpass, 0o644)?;
     let exposed = Run::start(&args, &env)?;
     exposed
         .wait_for("no password to offer", |m| m.up(-1) == Some(0.0))
         .await?;
-    // Said again on every reload.
-    exposed.signal(Signal::SIGHUP)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !exposed.output().contains("configuration reloaded") {
-        assert!(
-            Instant::now() < deadline,
-            "no reload:\n{}",
-            exposed.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reloaded = |n: usize| {
+        let exposed = &exposed;
+        async move {
+            exposed.signal(Signal::SIGHUP)?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while exposed.output().matches("configuration reloaded").count() < n {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "no reload:\n{}",
+                    exposed.output()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    // A reload of the same files says nothing new...
+    reloaded(1).await?;
+    // ...one whose mode changed says it again.
+    mode(&config_path, 0o604)?;
+    reloaded(2).await?;
     let output = exposed.stop().await?;
     assert!(output.contains("password missing"), "{output}");
-    assert!(
-        output.contains("password file has group or world access and is ignored"),
-        "{output}"
-    );
-    let config_warnings = output
+    let pgpass_warnings = output
+        .matches("password file has group or world access and is ignored")
+        .count();
+    assert_eq!(pgpass_warnings, 1, "once, not at every reload:\n{output}");
+    let config_warnings: Vec<&str> = output
         .lines()
         .filter(|l| l.contains("accessible by others") && l.contains("--config.file"))
-        .count();
-    assert_eq!(config_warnings, 2, "at start and at the reload:\n{output}");
+        .collect();
+    assert_eq!(
+        config_warnings.len(),
+        2,
+        "at start and after chmod:\n{output}"
+    );
+    assert!(config_warnings[0].contains("mode=0644"), "{output}");
+    assert!(config_warnings[1].contains("mode=0604"), "{output}");
     assert_secret_absent(gpemu_harness::SUPERUSER_PASSWORD, "the output", &output);
     Ok(())
 }

@@ -61,6 +61,25 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// `(panel title, PromQL)` of the dashboard's first screen: the panels above
+/// its second row's header.
+pub fn first_row_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let y = |p: &Value| p["gridPos"]["y"].as_i64().expect("gridPos.y");
+    let second_row = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .nth(1)
+        .map(y)
+        .expect("a second row");
+    let first: Vec<Value> = panels
+        .iter()
+        .filter(|p| p["type"] != "row" && y(p) < second_row)
+        .cloned()
+        .collect();
+    dashboard_queries(&serde_json::json!({ "panels": first }))
+}
+
 /// The dashboard's template variables by name.
 pub fn variable<'a>(dashboard: &'a Value, name: &str) -> &'a Value {
     dashboard["templating"]["list"]

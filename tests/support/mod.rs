@@ -43,20 +43,34 @@ impl Exporter {
     }
 
     pub fn start_with_args(config: &str, args: &[&str]) -> Result<Exporter> {
+        Self::launch(Some(config), args, &[])
+    }
+
+    /// Starts the exporter with `args` and `env` only (no configuration
+    /// file: e.g. `--coordinator.dsn`), listening on a free port.
+    pub fn start_with_flags(args: &[&str], env: &[(&str, &str)]) -> Result<Exporter> {
+        Self::launch(None, args, env)
+    }
+
+    fn launch(config: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Result<Exporter> {
         let dir = tempfile::tempdir()?;
         let config_path = dir.path().join("exporter.toml");
-        std::fs::write(&config_path, config)?;
+        if let Some(config) = config {
+            std::fs::write(&config_path, config)?;
+        }
         let log_path = dir.path().join("exporter.log");
         let log = std::fs::File::create(&log_path)?;
         let port = free_port()?;
         let child = Command::new(EXPORTER)
-            .arg(format!("--config.file={}", config_path.display()))
+            .args(config.map(|_| format!("--config.file={}", config_path.display())))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Debug logs unless the test asks for a level of its own.
             .args(
                 (!args.iter().any(|a| a.starts_with("--log.level"))).then_some("--log.level=debug"),
             )
             .args(args)
+            .env_remove("GPSE_COORDINATOR_DSN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -134,6 +148,12 @@ impl Exporter {
     /// GET a path; returns status and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.port, path).await
+    }
+
+    /// GET a path with extra request headers (`Name: value\r\n` each);
+    /// returns status, the response head and the body.
+    pub async fn get_with(&self, path: &str, headers: &str) -> Result<(u16, String, Vec<u8>)> {
+        http_get_with(self.port, path, headers).await
     }
 
     /// One instance's figures in `/api/v1/instances` (first cluster): what
@@ -217,20 +237,29 @@ pub fn free_port() -> Result<u16> {
 
 /// A minimal HTTP/1.0 GET (the body is then close-delimited).
 pub async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let (status, _, body) = http_get_with(port, path, "").await?;
+    Ok((status, String::from_utf8(body)?))
+}
+
+/// [`http_get`] with extra request headers; returns status, head and body.
+pub async fn http_get_with(port: u16, path: &str, headers: &str) -> Result<(u16, String, Vec<u8>)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n").as_bytes())
         .await?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await??;
-    let text = String::from_utf8(raw)?;
-    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = String::from_utf8(raw[..end].to_vec())?;
     let status = head
         .split_whitespace()
         .nth(1)
         .context("no status")?
         .parse()?;
-    Ok((status, body.to_owned()))
+    Ok((status, head, raw[end + 4..].to_vec()))
 }
 
 /// One parsed exposition.
