@@ -12,6 +12,7 @@ use crate::stats::Summary;
 use crate::wrk::{self, Load};
 use crate::Args;
 use anyhow::{bail, Context, Result};
+use gpse_bench::exporter_statement;
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -85,36 +86,11 @@ impl Run {
     }
 }
 
-fn exporter_family(
-    family: gpemu_harness::Family,
-) -> greenplum_segment_exporter::model::family::Family {
-    use greenplum_segment_exporter::model::family::Family;
-    match family {
-        gpemu_harness::Family::Gp6 => Family::Gp6,
-        gpemu_harness::Family::Gp7 => Family::Gp7,
-    }
-}
-
-/// The statement the exporter runs on every instance, from its source.
-pub fn exporter_statement(family: gpemu_harness::Family) -> String {
-    use greenplum_segment_exporter::{collect, config::CollectorName};
-    collect::statement(exporter_family(family), &CollectorName::ALL)
-}
-
 /// Each collector's part of the statement alone, and the whole statement.
 fn collector_parts(family: gpemu_harness::Family) -> Vec<(String, String)> {
-    use greenplum_segment_exporter::collect::{tag, COLLECTORS};
-    let f = exporter_family(family);
-    COLLECTORS
-        .iter()
-        .map(|c| {
-            (
-                tag(c.name()).to_owned(),
-                format!("SELECT * FROM (\n{}\n) AS t", c.sql(f)),
-            )
-        })
-        .chain([("(whole statement)".to_owned(), exporter_statement(family))])
-        .collect()
+    let mut parts = gpse_bench::collector_parts(family);
+    parts.push(("(whole statement)".to_owned(), exporter_statement(family)));
+    parts
 }
 
 /// The collection interval unless given: a round must end well before the
